@@ -1,0 +1,25 @@
+# The two commands of the README:  `make demo`  and  `make test`.
+# Both create .venv and install edgedistill with every backend on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test clean
+
+setup: $(VENV)/.installed
+
+# torch first and pinned: pip then takes the local CPU wheel instead of a CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[all,dev]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/edgedistill demo
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf edgedistill-out .pytest_cache

@@ -1,0 +1,46 @@
+"""``edgedistill distill``: train the student on the teacher's soft labels; writes student.pt."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgedistill.cli import common
+
+FLAGS = {"teacher": "teacher.model", "student": "student.model", "data": "data.source",
+         "temperature": "distill.temperature", "alpha": "distill.alpha", "epochs": "distill.epochs",
+         "batch_size": "distill.batch_size", "lr": "distill.lr", "seed": "distill.seed"}
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """--teacher, --student, --data: shared by distill, export and validate."""
+    p.add_argument("--teacher", metavar="REF", help="teacher: checkpoint path or package.module:function")
+    p.add_argument("--student", metavar="REF", help="student: checkpoint path or package.module:function")
+    p.add_argument("--data", metavar="SRC", help="'digits' or an .npz with x (and optional y)")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("distill", help="distill a student from a teacher",
+                       description="loss = alpha * KL(softmax(t/T) || softmax(s/T)) * T^2 + (1 - alpha) * CE(y, s)")
+    common.add_common(p)
+    add_model_flags(p)
+    p.add_argument("--temperature", "-T", type=float, help="softmax temperature T (default 4)")
+    p.add_argument("--alpha", type=float, help="weight of the KD term; 1 - alpha weights CE (default 0.5)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = common.resolve(args, FLAGS)
+    if common.dry_run(args, config):
+        return 0
+    from edgedistill.stages import distill
+
+    produced = distill(config)
+    last = produced.result.history[produced.result.best_epoch - 1]
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "epoch")
+    print(f"student: {produced.student_checkpoint} (best epoch {produced.result.best_epoch}: {shown})")
+    print(f"teacher: {produced.teacher_checkpoint}")
+    return 0

@@ -1,0 +1,33 @@
+"""``edgedistill export``: lower a trained student to deployable bundles."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgedistill.cli import common
+from edgedistill.cli.distill import add_model_flags
+
+FLAGS = {"teacher": "teacher.model", "student": "student.model", "data": "data.source",
+         "formats": "export.formats", "quantization": "export.quantization",
+         "calibration_samples": "export.calibration_samples"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a student checkpoint to bundles (model + manifest + golden data)")
+    common.add_common(p)
+    add_model_flags(p)
+    p.add_argument("--format", "--formats", dest="formats", type=common.comma_list, help="e.g. executorch")
+    p.add_argument("--quantization", "-q", type=common.comma_list, help="e.g. fp32,int8")
+    p.add_argument("--calibration-samples", type=int, help="inputs used to calibrate int8 (default 256)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = common.resolve(args, FLAGS)
+    if common.dry_run(args, config):
+        return 0
+    from edgedistill.stages import export
+
+    for folder in export(config):
+        print(folder)
+    return 0

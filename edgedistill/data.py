@@ -1,0 +1,108 @@
+"""Datasets the pipeline reads: the built-in ``digits`` and ``.npz`` files with ``x`` (and optional ``y``)."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgedistill.errors import UserError
+
+
+@dataclass
+class Dataset:
+    """Arrays in memory: inputs ``x`` (first axis = samples), optional integer labels ``y``."""
+
+    x: np.ndarray
+    y: np.ndarray | None = None
+    labels: list[str] | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    name: str = "data"
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def subset(self, index: np.ndarray, name: str | None = None) -> "Dataset":
+        """The samples at ``index``, keeping labels and preprocessing."""
+        y = None if self.y is None else self.y[index]
+        return Dataset(self.x[index], y, self.labels, self.preprocessing, name or self.name)
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    val: Dataset
+    test: Dataset
+
+
+def _load_digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.data / 16.0).astype(np.float32)
+    return Dataset(
+        x=x,
+        y=bunch.target.astype(np.int64),
+        labels=[str(i) for i in range(10)],
+        preprocessing={"layout": "8x8 grayscale, row-major, flattened to 64", "scale": 1 / 16, "offset": 0.0},
+        name="digits",
+    )
+
+
+def _load_npz(path: Path) -> Dataset:
+    if not path.is_file():
+        raise UserError(f"data file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise UserError(f"data file {path} is not a readable .npz: {exc}") from None
+    if "x" not in arrays:
+        raise UserError(f"data file {path} has no array 'x' (found: {', '.join(sorted(arrays)) or 'nothing'})")
+    x = arrays["x"]
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise UserError(f"data file {path}: 'x' must have a sample axis and at least one sample, got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    elif not np.issubdtype(x.dtype, np.integer):
+        raise UserError(f"data file {path}: 'x' must be numeric, got dtype {x.dtype}")
+    y = arrays.get("y")
+    if y is not None:
+        if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+            raise UserError(f"data file {path}: 'y' must be integer labels of shape ({x.shape[0]},), got {y.dtype} {y.shape}")
+        if y.min() < 0:
+            raise UserError(f"data file {path}: labels must be >= 0, found {int(y.min())}")
+        y = y.astype(np.int64)
+    labels = [str(s) for s in arrays["labels"].tolist()] if "labels" in arrays else None
+    return Dataset(x=x, y=y, labels=labels, preprocessing={}, name=path.stem)
+
+
+def load_dataset(source: str | Path) -> Dataset:
+    """Load ``digits`` or an ``.npz`` file (a one-line UserError for anything else)."""
+    if str(source) == "digits":
+        return _load_digits()
+    path = Path(source)
+    if path.suffix == ".npz":
+        return _load_npz(path)
+    raise UserError(f"unknown data source {str(source)!r}: use 'digits' or a path to an .npz with x (and y)")
+
+
+def split(data: Dataset, test_fraction: float, val_fraction: float, seed: int = 0) -> Splits:
+    """Deterministic train/val/test split, stratified by label when labels exist."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(data.y == c) for c in np.unique(data.y)] if data.y is not None else [np.arange(len(data))]
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for idx in groups:
+        idx = rng.permutation(idx)
+        n_test = int(round(len(idx) * test_fraction))
+        n_val = int(round(len(idx) * val_fraction))
+        parts["test"].append(idx[:n_test])
+        parts["val"].append(idx[n_test : n_test + n_val])
+        parts["train"].append(idx[n_test + n_val :])
+    chosen = {k: np.sort(np.concatenate(v)) for k, v in parts.items()}
+    if len(chosen["train"]) == 0 or len(chosen["test"]) == 0:
+        raise UserError(f"dataset {data.name} with {len(data)} samples is too small to split")
+    return Splits(*(data.subset(chosen[k], f"{data.name}-{k}") for k in ("train", "val", "test")))

@@ -1,0 +1,1 @@
+"""Distillation stage: losses and the training loop."""

@@ -1,0 +1,126 @@
+"""Resolve model references: a factory ``package.module:function`` or an edgedistill checkpoint.
+
+Checkpoints are plain dicts of tensors and strings, always loaded with ``weights_only=True``:
+a checkpoint can never run code. An edgedistill checkpoint records the factory that builds the
+architecture, so the file alone is a complete reference.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from edgedistill.config import ModelRef
+from edgedistill.errors import UserError
+from edgedistill.fileio import atomic_path
+
+CHECKPOINT_KIND = "edgedistill.checkpoint/1"
+
+
+def import_factory(spec: str) -> Callable[..., Any]:
+    """Import ``package.module:function`` (a one-line UserError when it does not resolve)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UserError(f"factory {spec!r} must look like package.module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UserError(f"factory {spec!r} does not import: {exc}") from None
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise UserError(f"factory {spec!r}: module {module_name} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise UserError(f"factory {spec!r} is not callable")
+    return target
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; corrupt or foreign files are UserErrors."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file; all mean the same to a user
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"checkpoint {path} is corrupt or not a weights-only PyTorch checkpoint: {reason[:200]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"checkpoint {path} holds a {type(data).__name__}, expected a state dict")
+    return data
+
+
+def _state_dict(data: dict[str, Any]) -> dict[str, torch.Tensor]:
+    return data["state_dict"] if data.get("kind") == CHECKPOINT_KIND else data
+
+
+def _build(factory: str, kwargs: dict[str, Any]) -> nn.Module:
+    model = import_factory(factory)(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise UserError(f"factory {factory!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _load_weights(model: nn.Module, state: dict[str, Any], source: Path) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise UserError(f"checkpoint {source} does not fit the model: {' '.join(first[:2])[:300]}") from None
+
+
+def load_model(ref: ModelRef | str) -> nn.Module:
+    """Build the model a reference names, with its weights, in eval mode."""
+    if isinstance(ref, str):
+        ref = ModelRef(model=ref)
+    path = Path(ref.model)
+    if path.suffix in {".pt", ".pth", ".ckpt"} or path.is_file():
+        data = read_checkpoint(path)
+        if data.get("kind") != CHECKPOINT_KIND:
+            raise UserError(
+                f"{path} is a raw state dict, not an edgedistill checkpoint: give the factory as model "
+                f"and this file as checkpoint"
+            )
+        model = _build(data["factory"], {**data.get("kwargs", {}), **ref.kwargs})
+        _load_weights(model, data["state_dict"], path)
+    else:
+        model = _build(ref.model, ref.kwargs)
+        if ref.checkpoint:
+            _load_weights(model, _state_dict(read_checkpoint(ref.checkpoint)), Path(ref.checkpoint))
+    return model.eval()
+
+
+def factory_of(ref: ModelRef | str) -> tuple[str, dict[str, Any]]:
+    """The factory string and kwargs that rebuild the architecture a reference names."""
+    if isinstance(ref, str):
+        ref = ModelRef(model=ref)
+    if Path(ref.model).is_file():
+        data = read_checkpoint(ref.model)
+        return data["factory"], {**data.get("kwargs", {}), **ref.kwargs}
+    return ref.model, dict(ref.kwargs)
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, factory: str, kwargs: dict[str, Any] | None = None,
+                    meta: dict[str, Any] | None = None) -> Path:
+    """Write model weights plus the factory that rebuilds them, atomically."""
+    path = Path(path)
+    payload = {
+        "kind": CHECKPOINT_KIND,
+        "factory": factory,
+        "kwargs": dict(kwargs or {}),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (trainable or not)."""
+    return sum(p.numel() for p in model.parameters())

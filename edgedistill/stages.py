@@ -1,0 +1,118 @@
+"""The three stages driven by one PipelineConfig, chained by files on disk.
+
+``distill`` writes ``teacher.pt`` (when it trains one) and ``student.pt``; ``export`` reads the
+student checkpoint and writes bundles; ``validate`` reads bundles and writes the report. The CLI
+and the Python API both call these, so the Python API gets every check the CLI has.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from edgedistill.config import ModelRef, PipelineConfig
+from edgedistill.data import Splits, load_dataset, split
+from edgedistill.distillation.trainer import TrainResult, check_compatible, train
+from edgedistill.errors import UserError
+from edgedistill.exporter import export_student
+from edgedistill.fileio import ensure_writable_dir
+from edgedistill.modelref import count_parameters, factory_of, load_model, save_checkpoint
+from edgedistill.validation.harness import Report, validate_bundles
+from edgedistill.validation.report import write_reports
+
+log = logging.getLogger("edgedistill")
+
+
+@dataclass
+class DistillOutput:
+    teacher_checkpoint: Path
+    student_checkpoint: Path
+    result: TrainResult
+
+
+def load_splits(config: PipelineConfig) -> Splits:
+    """The config's data, split the same way in every stage (so the test split stays held out)."""
+    d = config.data
+    return split(load_dataset(d.source), d.test_fraction, d.val_fraction, d.seed)
+
+
+def _has_weights(ref: ModelRef) -> bool:
+    return bool(ref.checkpoint) or Path(ref.model).is_file()
+
+
+def distill(config: PipelineConfig) -> DistillOutput:
+    """Train the teacher if it is a bare factory (demo), then distill the student; write both checkpoints."""
+    out = ensure_writable_dir(Path(config.out))
+    splits = load_splits(config)
+    torch.manual_seed(config.distill.seed)
+    teacher, student = load_model(config.teacher), load_model(config.student)
+    check_compatible(teacher, student, splits.train)
+    if splits.train.y is None and config.distill.alpha < 1:
+        raise UserError(f"the data has no labels, so distill.alpha must be 1 (got {config.distill.alpha})")
+    t_params, s_params = count_parameters(teacher), count_parameters(student)
+    log.info("teacher %s parameters, student %s (%.1f%%)", f"{t_params:,}", f"{s_params:,}", 100 * s_params / t_params)
+
+    if not _has_weights(config.teacher):
+        if config.teacher.train_epochs == 0:
+            raise UserError(f"teacher {config.teacher.model} has no weights: give a checkpoint or set teacher.train_epochs")
+        train(teacher, splits.train, val=splits.val, epochs=config.teacher.train_epochs, lr=config.teacher.train_lr,
+              batch_size=config.distill.batch_size, seed=config.distill.seed, desc="teacher")
+    # later stages read the teacher from one self-describing checkpoint file
+    teacher_ckpt = Path(config.teacher.model)
+    if not teacher_ckpt.is_file():
+        factory, kwargs = factory_of(config.teacher)
+        teacher_ckpt = save_checkpoint(teacher, out / "teacher.pt", factory, kwargs, meta={"role": "teacher"})
+
+    d = config.distill
+    result = train(student, splits.train, teacher=teacher, val=splits.val, epochs=d.epochs, batch_size=d.batch_size,
+                   lr=d.lr, weight_decay=d.weight_decay, temperature=d.temperature, alpha=d.alpha, seed=d.seed)
+    factory, kwargs = factory_of(config.student)
+    student_ckpt = save_checkpoint(student, out / "student.pt", factory, kwargs,
+                                   meta={"role": "student", "temperature": d.temperature, "alpha": d.alpha,
+                                         "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch})
+    return DistillOutput(teacher_ckpt, student_ckpt, result)
+
+
+def export(config: PipelineConfig) -> list[Path]:
+    """Export the student named by ``config.student`` to every configured format and scheme."""
+    splits = load_splits(config)
+    student = load_model(config.student)
+    teacher = load_model(config.teacher) if _has_weights(config.teacher) else None
+    check_compatible(teacher or student, student, splits.test)
+    e = config.export
+    return export_student(student, formats_=e.formats, schemes=e.quantization, out_dir=Path(config.out) / "bundles",
+                          train=splits.train, test=splits.test, calibration_samples=e.calibration_samples,
+                          teacher=teacher, temperature=config.distill.temperature, dynamic_batch=e.dynamic_batch,
+                          student_info={"checkpoint": config.student.model, "parameters": count_parameters(student)})
+
+
+def validate(config: PipelineConfig, bundles: list[Path]) -> Report:
+    """Validate bundles against the teacher and the fp32 student on the held-out split; write reports."""
+    if not bundles:
+        raise UserError("no bundles to validate")
+    for ref, role in ((config.teacher, "teacher"), (config.student, "student")):
+        if not _has_weights(ref):
+            raise UserError(f"validate needs the trained {role}: give its checkpoint (--{role} PATH)")
+    splits = load_splits(config)
+    teacher, student = load_model(config.teacher), load_model(config.student)
+    check_compatible(teacher, student, splits.test)
+    ckpt = lambda ref: Path(ref.model) if Path(ref.model).is_file() else None  # noqa: E731
+    report = validate_bundles(bundles, teacher=teacher, student=student, data=splits.test,
+                              tolerances=config.validate_.tolerances, teacher_checkpoint=ckpt(config.teacher),
+                              student_checkpoint=ckpt(config.student), latency_samples=config.validate_.latency_samples,
+                              measure_memory=config.validate_.measure_memory)
+    write_reports(report, Path(config.out))
+    return report
+
+
+def run_pipeline(config: PipelineConfig) -> Report:
+    """distill -> export -> validate, each stage reading what the previous one wrote."""
+    produced = distill(config)
+    chained = config.model_copy(deep=True)
+    chained.teacher = chained.teacher.model_copy(update={"model": str(produced.teacher_checkpoint), "checkpoint": None, "kwargs": {}})
+    chained.student = chained.student.model_copy(update={"model": str(produced.student_checkpoint), "checkpoint": None, "kwargs": {}})
+    bundles = export(chained)
+    return validate(chained, bundles)

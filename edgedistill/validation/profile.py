@@ -1,0 +1,97 @@
+"""Latency and peak memory of one model, measured the same way for PyTorch and every runtime.
+
+Latency: median wall time of single-sample calls after warm-up, in this process.
+Peak memory: in a fresh interpreter, the growth of peak RSS (VmHWM) from just before the model
+is loaded to after it has run; so imports are not counted, the model and its working memory are.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+def median_latency_ms(fn: Callable[[np.ndarray], object], x: np.ndarray, n: int, warmup: int = 10) -> float:
+    """Median milliseconds of ``fn`` on one sample at a time, over ``n`` samples drawn from ``x``."""
+    for i in range(warmup):
+        fn(x[i % len(x)][None])
+    times = []
+    for i in range(n):
+        sample = x[i % len(x)][None]
+        start = time.perf_counter_ns()
+        fn(sample)
+        times.append(time.perf_counter_ns() - start)
+    return float(np.median(times) / 1e6)
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def peak_memory_mb(kind: str, path: Path, x: np.ndarray, n: int = 20, timeout: float = 120.0) -> float | None:
+    """Peak RSS growth in MiB for loading and running an artifact (``kind``: 'bundle' or 'checkpoint').
+
+    Returns None where it cannot be measured (no /proc, probe failed): never a made-up number.
+    """
+    if not Path("/proc/self/status").exists():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = Path(tmp) / "x.npy"
+        np.save(inputs, x[:n])
+        cmd = [sys.executable, "-m", "edgedistill.validation.profile", kind, str(path), str(inputs)]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+    if done.returncode != 0:
+        return None
+    try:
+        return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"])
+    except (ValueError, KeyError, IndexError):
+        return None
+
+
+def _probe(kind: str, path: str, inputs: str) -> float:
+    import torch  # noqa: F401  (imported before the baseline so it is not counted)
+
+    x = np.load(inputs)
+    if kind == "bundle":
+        from edgedistill.bundle import read_bundle
+        from edgedistill.formats import get
+
+        manifest, model_path = read_bundle(path)
+        fmt = get(manifest.format)
+        fmt.missing()  # imports the runtime before the baseline, so it is not counted
+        load = lambda: fmt.load(model_path, manifest.max_batch)  # noqa: E731
+    else:
+        from edgedistill.modelref import load_model
+
+        def load():
+            model = load_model(path)
+            return lambda a: model(torch.from_numpy(a))
+
+    baseline = _status_kb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
+    with torch.no_grad():
+        run = load()
+        for i in range(len(x)):
+            run(x[i : i + 1])
+    return max(_status_kb("VmHWM") - baseline, 0) / 1024
+
+
+if __name__ == "__main__":
+    from edgedistill.quiet import quiet
+
+    with quiet():
+        peak = _probe(*sys.argv[1:4])
+    print(json.dumps({"peak_mb": peak}))

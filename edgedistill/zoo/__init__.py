@@ -1,0 +1,1 @@
+"""Built-in model factories (``edgedistill.zoo.<name>:<function>``) used by the demo and tests."""
