@@ -1,7 +1,7 @@
 """The bundle an app loads: ``model.<ext>``, ``manifest.json`` and ``golden/golden.npz``.
 
 One schema (``Manifest``) is used by every writer and reader. ``golden.npz`` holds held-out
-inputs (``x``, and ``y`` when labels exist) with the teacher's and the fp32 student's
+inputs (one array per model input, named as in the manifest; ``y`` when labels exist) with the teacher's and the fp32 student's
 probabilities (``teacher_probs``, ``student_probs``), for validation on a device.
 """
 

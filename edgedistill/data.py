@@ -1,4 +1,9 @@
-"""Datasets the pipeline reads: the built-in ``digits`` and ``.npz`` files with ``x`` (and optional ``y``)."""
+"""Datasets the pipeline reads: the built-in ``digits`` and ``.npz`` files.
+
+A dataset holds one or more named model inputs, in the order of the model's positional
+arguments. An ``.npz`` gives a single input as ``x``, or several as ``x.<name>`` (for example
+``x.input_ids`` and ``x.attention_mask``), plus optional integer labels ``y`` and ``labels``.
+"""
 
 from __future__ import annotations
 
@@ -12,23 +17,56 @@ import numpy as np
 from edgedistill.errors import UserError
 
 
+Inputs = dict[str, np.ndarray]
+RESERVED = frozenset({"y", "labels", "teacher_probs", "student_probs", "outputs"})
+
+
+def take(inputs: Inputs, index: Any) -> Inputs:
+    """The same rows (an index array or a slice) of every input."""
+    return {k: v[index] for k, v in inputs.items()}
+
+
+def num_samples(inputs: Inputs) -> int:
+    """Number of samples (first axis) shared by all inputs."""
+    return int(next(iter(inputs.values())).shape[0])
+
+
 @dataclass
 class Dataset:
-    """Arrays in memory: inputs ``x`` (first axis = samples), optional integer labels ``y``."""
+    """Named inputs in memory (first axis = samples, shared), optional integer labels ``y``."""
 
-    x: np.ndarray
+    inputs: Inputs
     y: np.ndarray | None = None
     labels: list[str] | None = None
     preprocessing: dict[str, Any] = field(default_factory=dict)
     name: str = "data"
 
+    def __post_init__(self) -> None:
+        if isinstance(self.inputs, np.ndarray):
+            self.inputs = {"x": self.inputs}
+        if not self.inputs:
+            raise UserError(f"dataset {self.name} has no inputs")
+        sizes = {k: v.shape[0] if v.ndim else 0 for k, v in self.inputs.items()}
+        if len(set(sizes.values())) != 1:
+            raise UserError(f"dataset {self.name}: inputs have different numbers of samples: {sizes}")
+        clash = RESERVED & set(self.inputs)
+        if clash:
+            raise UserError(f"dataset {self.name}: input name(s) {', '.join(sorted(clash))} are reserved")
+
     def __len__(self) -> int:
-        return int(self.x.shape[0])
+        return num_samples(self.inputs)
+
+    @property
+    def x(self) -> np.ndarray:
+        """The single input (a UserError for multi-input data)."""
+        if len(self.inputs) != 1:
+            raise UserError(f"dataset {self.name} has several inputs ({', '.join(self.inputs)}), not one x")
+        return next(iter(self.inputs.values()))
 
     def subset(self, index: np.ndarray, name: str | None = None) -> "Dataset":
         """The samples at ``index``, keeping labels and preprocessing."""
         y = None if self.y is None else self.y[index]
-        return Dataset(self.x[index], y, self.labels, self.preprocessing, name or self.name)
+        return Dataset(take(self.inputs, index), y, self.labels, self.preprocessing, name or self.name)
 
 
 @dataclass
@@ -44,7 +82,7 @@ def _load_digits() -> Dataset:
     bunch = load_digits()
     x = (bunch.data / 16.0).astype(np.float32)
     return Dataset(
-        x=x,
+        inputs={"x": x},
         y=bunch.target.astype(np.int64),
         labels=[str(i) for i in range(10)],
         preprocessing={"layout": "8x8 grayscale, row-major, flattened to 64", "scale": 1 / 16, "offset": 0.0},
@@ -60,24 +98,31 @@ def _load_npz(path: Path) -> Dataset:
             arrays = {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise UserError(f"data file {path} is not a readable .npz: {exc}") from None
-    if "x" not in arrays:
+    names = {k[2:]: k for k in arrays if k.startswith("x.")} or ({"x": "x"} if "x" in arrays else {})
+    if not names:
         raise UserError(f"data file {path} has no array 'x' (found: {', '.join(sorted(arrays)) or 'nothing'})")
-    x = arrays["x"]
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise UserError(f"data file {path}: 'x' must have a sample axis and at least one sample, got shape {x.shape}")
-    if np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float32)
-    elif not np.issubdtype(x.dtype, np.integer):
-        raise UserError(f"data file {path}: 'x' must be numeric, got dtype {x.dtype}")
+    inputs = {}
+    for name, key in names.items():
+        x = arrays[key]
+        if x.ndim < 2 or x.shape[0] == 0:
+            raise UserError(f"data file {path}: '{key}' must have a sample axis and at least one sample, got shape {x.shape}")
+        if np.issubdtype(x.dtype, np.floating):
+            x = x.astype(np.float32)
+        elif np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
+            x = x.astype(np.int64)
+        else:
+            raise UserError(f"data file {path}: '{key}' must be numeric, got dtype {x.dtype}")
+        inputs[name] = x
+    n = num_samples(inputs)
     y = arrays.get("y")
     if y is not None:
-        if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
-            raise UserError(f"data file {path}: 'y' must be integer labels of shape ({x.shape[0]},), got {y.dtype} {y.shape}")
+        if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+            raise UserError(f"data file {path}: 'y' must be integer labels of shape ({n},), got {y.dtype} {y.shape}")
         if y.min() < 0:
             raise UserError(f"data file {path}: labels must be >= 0, found {int(y.min())}")
         y = y.astype(np.int64)
     labels = [str(s) for s in arrays["labels"].tolist()] if "labels" in arrays else None
-    return Dataset(x=x, y=y, labels=labels, preprocessing={}, name=path.stem)
+    return Dataset(inputs=inputs, y=y, labels=labels, preprocessing={}, name=path.stem)
 
 
 def load_dataset(source: str | Path) -> Dataset:

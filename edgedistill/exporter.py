@@ -17,18 +17,19 @@ from torch import nn
 
 from edgedistill import formats
 from edgedistill.bundle import GOLDEN, Manifest, TensorSpec, write_golden, write_manifest
-from edgedistill.data import Dataset
+from edgedistill.data import Dataset, Inputs, take
+from edgedistill.distillation.trainer import predict_logits
 from edgedistill.errors import UserError
 from edgedistill.fileio import atomic_path, ensure_writable_dir, sha256_file
 from edgedistill.quiet import quiet
 from edgedistill.validation.metrics import softmax
 
 
-def calibration_set(data: Dataset, n: int, seed: int = 0) -> np.ndarray:
+def calibration_set(data: Dataset, n: int, seed: int = 0) -> Inputs:
     """Up to ``n`` representative inputs drawn (seeded) from ``data``."""
     rng = np.random.default_rng(seed)
     index = rng.permutation(len(data))[: min(n, len(data))]
-    return data.x[np.sort(index)]
+    return take(data.inputs, np.sort(index))
 
 
 def _check_requested(fmt_names: list[str], schemes: list[str]) -> None:
@@ -47,14 +48,14 @@ def _check_requested(fmt_names: list[str], schemes: list[str]) -> None:
             raise UserError(problem)
 
 
-def export_bundle(student: nn.Module, fmt_name: str, scheme: str, *, out_dir: Path, sample: np.ndarray,
-                  calibration: np.ndarray | None, golden: dict[str, np.ndarray], info: dict[str, Any],
+def export_bundle(student: nn.Module, fmt_name: str, scheme: str, *, out_dir: Path, sample: Inputs,
+                  calibration: Inputs | None, golden: dict[str, np.ndarray], info: dict[str, Any],
                   dynamic_batch: bool = True, stem: str = "student") -> Path:
     """Export one artifact and write its bundle folder atomically; returns the folder."""
     module = formats.get(fmt_name)
-    example = (torch.as_tensor(sample[:2]),)
+    example = tuple(torch.as_tensor(v[:2]) for v in sample.values())
     with torch.no_grad():
-        n_classes = int(student(example[0]).shape[-1])
+        n_classes = int(student(*example).shape[-1])
     final = Path(out_dir) / f"{stem}-{fmt_name}-{scheme}"
     with atomic_path(final, is_dir=True) as tmp:
         model_path = tmp / f"model{module.SUFFIX}"
@@ -62,7 +63,7 @@ def export_bundle(student: nn.Module, fmt_name: str, scheme: str, *, out_dir: Pa
             result = module.export(student, example, scheme=scheme, path=model_path, calibration=calibration,
                                    dynamic_batch=dynamic_batch)
             max_batch = getattr(module, "MAX_BATCH", None) if result.dynamic_batch else 1
-            out = module.load(model_path, max_batch)(sample[:1])
+            out = module.load(model_path, max_batch)(*(v[:1] for v in sample.values()))
         if out.shape != (1, n_classes):
             raise UserError(f"{fmt_name} {scheme}: exported model returns shape {out.shape}, expected (1, {n_classes})")
         write_golden(tmp, golden)
@@ -70,13 +71,13 @@ def export_bundle(student: nn.Module, fmt_name: str, scheme: str, *, out_dir: Pa
         manifest = Manifest(
             format=fmt_name, backend=module.BACKEND, quantization=scheme, model_file=model_path.name,
             sha256=sha256_file(model_path), size_bytes=model_path.stat().st_size,
-            inputs=[TensorSpec(name="x", shape=[batch, *sample.shape[1:]], dtype=str(sample.dtype))],
+            inputs=[TensorSpec(name=k, shape=[batch, *v.shape[1:]], dtype=str(v.dtype)) for k, v in sample.items()],
             outputs=[TensorSpec(name="logits", shape=[batch, n_classes], dtype="float32")],
             num_classes=n_classes, dynamic_batch=result.dynamic_batch, max_batch=max_batch,
             delegation={"delegated_ops": result.delegated_ops, "portable_ops": result.portable_ops},
             versions={"edgedistill": version("edgedistill"), "torch": torch.__version__,
                       fmt_name: result.backend_version, "host": platform.machine()},
-            golden={"file": GOLDEN, "count": int(len(golden["x"]))},
+            golden={"file": GOLDEN, "count": int(len(golden["student_probs"]))},
             **info,
         )
         write_manifest(tmp, manifest)
@@ -91,15 +92,14 @@ def export_student(student: nn.Module, *, formats_: list[str], schemes: list[str
     _check_requested(formats_, schemes)
     ensure_writable_dir(Path(out_dir))
     student = student.eval()
-    gx = test.x[:golden_count]
-    with torch.no_grad():
-        golden = {"x": gx, "y": None if test.y is None else test.y[:golden_count],
-                  "student_probs": softmax(student(torch.as_tensor(gx)).numpy()).astype(np.float32)}
-        if teacher is not None:
-            golden["teacher_probs"] = softmax(teacher.eval()(torch.as_tensor(gx)).numpy()).astype(np.float32)
+    gx = take(test.inputs, slice(0, golden_count))
+    golden = {**gx, "y": None if test.y is None else test.y[:golden_count],
+              "student_probs": softmax(predict_logits(student, gx).numpy()).astype(np.float32)}
+    if teacher is not None:
+        golden["teacher_probs"] = softmax(predict_logits(teacher, gx).numpy()).astype(np.float32)
     info = {"labels": train.labels, "preprocessing": train.preprocessing, "temperature": temperature,
             "student": dict(student_info or {})}
     calibration = calibration_set(train, calibration_samples) if any(s != "fp32" for s in schemes) else None
-    return [export_bundle(student, f, s, out_dir=Path(out_dir), sample=test.x, calibration=calibration,
+    return [export_bundle(student, f, s, out_dir=Path(out_dir), sample=test.inputs, calibration=calibration,
                           golden=golden, info=info, dynamic_batch=dynamic_batch)
             for f in formats_ for s in schemes]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgedistill.data import Dataset
+from edgedistill.data import Dataset, Inputs, num_samples
 from edgedistill.distillation.losses import kd_loss
 from edgedistill.errors import UserError
 
@@ -32,13 +32,19 @@ class TrainResult:
     best_epoch: int = 0
 
 
+def as_tensors(inputs: Inputs | np.ndarray) -> list[torch.Tensor]:
+    """Model arguments, in order, as tensors sharing memory with the arrays."""
+    arrays = inputs.values() if isinstance(inputs, dict) else [inputs]
+    return [torch.as_tensor(a) for a in arrays]
+
+
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: np.ndarray | torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits of ``model`` (in eval mode) for all of ``x``, batched, without gradients."""
+def predict_logits(model: nn.Module, inputs: Inputs | np.ndarray, batch_size: int = 1024) -> torch.Tensor:
+    """Logits of ``model`` (in eval mode) for all samples, batched, without gradients."""
     was_training = model.training
     model.eval()
-    xt = torch.as_tensor(x)
-    out = torch.cat([model(xt[i : i + batch_size]) for i in range(0, len(xt), batch_size)])
+    xs = as_tensors(inputs)
+    out = torch.cat([model(*(t[i : i + batch_size] for t in xs)) for i in range(0, len(xs[0]), batch_size)])
     model.train(was_training)
     return out.float()
 
@@ -59,14 +65,15 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
 
 def check_compatible(teacher: nn.Module, student: nn.Module, data: Dataset) -> int:
     """Both models accept the data and emit the same number of classes; returns that number."""
-    sample = torch.as_tensor(data.x[:2])
+    sample = {k: v[:2] for k, v in data.inputs.items()}
+    shapes = ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in sample.items())
     dims = {}
     for name, model in (("teacher", teacher), ("student", student)):
         try:
             out = predict_logits(model, sample)
         except Exception as exc:  # a shape mismatch surfaces as any of several torch errors
-            raise UserError(f"the {name} cannot run on {data.name} inputs of shape {tuple(sample.shape[1:])}: "
-                            f"{str(exc).splitlines()[0][:200]}") from None
+            raise UserError(f"the {name} cannot run on {data.name} inputs ({shapes}): "
+                            f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}") from None
         if out.ndim != 2:
             raise UserError(f"the {name} must return logits of shape (batch, classes), got {tuple(out.shape)}")
         dims[name] = out.shape[1]
@@ -80,7 +87,7 @@ def check_compatible(teacher: nn.Module, student: nn.Module, data: Dataset) -> i
 def _evaluate(model: nn.Module, val: Dataset | None, teacher_val: torch.Tensor | None) -> dict[str, float]:
     if val is None or len(val) == 0:
         return {}
-    pred = predict_logits(model, val.x).argmax(1)
+    pred = predict_logits(model, val.inputs).argmax(1)
     metrics = {}
     if val.y is not None:
         metrics["val_acc"] = float((pred == torch.as_tensor(val.y)).float().mean())
@@ -101,15 +108,16 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
     if len(data) == 0:
         raise UserError("the training set is empty")
     generator = torch.Generator().manual_seed(seed)
-    x = torch.as_tensor(data.x)
+    xs = as_tensors(data.inputs)
+    n = len(data)
     y = None if data.y is None else torch.as_tensor(data.y)
     teacher_train = teacher_val = None
     if teacher is not None:
         with frozen(teacher):
-            teacher_train = predict_logits(teacher, x)
-            teacher_val = predict_logits(teacher, val.x) if val is not None and len(val) else None
+            teacher_train = predict_logits(teacher, data.inputs)
+            teacher_val = predict_logits(teacher, val.inputs) if val is not None and len(val) else None
 
-    steps_per_epoch = math.ceil(len(x) / batch_size)
+    steps_per_epoch = math.ceil(n / batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
                                                     pct_start=0.1)
@@ -118,11 +126,11 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
     bar = _progress(epochs, desc)
     for epoch in range(1, epochs + 1):
         model.train()
-        order = torch.randperm(len(x), generator=generator)
+        order = torch.randperm(n, generator=generator)
         total, agree, seen = 0.0, 0, 0
-        for start in range(0, len(x), batch_size):
+        for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            logits = model(x[idx])
+            logits = model(*(t[idx] for t in xs))
             targets = None if y is None else y[idx]
             if teacher_train is None:
                 loss = nn.functional.cross_entropy(logits, targets)

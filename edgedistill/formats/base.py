@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -38,12 +39,14 @@ class Runner(Protocol):
     def __call__(self, *inputs: np.ndarray) -> np.ndarray: ...
 
 
-def run_batched(runner: Runner, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Run ``runner`` over all of ``x``, in batches the artifact accepts."""
+def run_batched(runner: Runner, inputs: dict[str, np.ndarray], batch_size: int = 256) -> np.ndarray:
+    """Run ``runner`` over every sample of ``inputs``, in batches the artifact accepts."""
+    arrays = list(inputs.values())
     step = min(batch_size, runner.max_batch or batch_size)
-    return np.concatenate([runner(x[i : i + step]) for i in range(0, len(x), step)])
+    return np.concatenate([runner(*(a[i : i + step] for a in arrays)) for i in range(0, len(arrays[0]), step)])
 
 
-def calibration_batches(calibration: np.ndarray, batch_size: int = 32) -> Sequence[np.ndarray]:
-    """Split a calibration set into batches for observers."""
-    return [calibration[i : i + batch_size] for i in range(0, len(calibration), batch_size)]
+def calibration_batches(calibration: dict[str, np.ndarray], batch_size: int = 32) -> Sequence[tuple[torch.Tensor, ...]]:
+    """Split a calibration set into batches of model arguments for observers."""
+    arrays = list(calibration.values())
+    return [tuple(torch.as_tensor(a[i : i + batch_size]) for a in arrays) for i in range(0, len(arrays[0]), batch_size)]

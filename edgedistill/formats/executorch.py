@@ -45,9 +45,9 @@ def _dynamic_shapes(example_inputs: Sequence[torch.Tensor], dynamic_batch: bool)
     return tuple({0: batch} for _ in example_inputs)
 
 
-def _quantize_int8(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], calibration: np.ndarray | None,
-                   dynamic_shapes) -> nn.Module:
-    if calibration is None or len(calibration) == 0:
+def _quantize_int8(model: nn.Module, example_inputs: tuple[torch.Tensor, ...],
+                   calibration: dict[str, np.ndarray] | None, dynamic_shapes) -> nn.Module:
+    if not calibration or len(next(iter(calibration.values()))) == 0:
         raise UserError("int8 needs a calibration set of representative inputs (none or empty given)")
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
@@ -60,12 +60,12 @@ def _quantize_int8(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], c
     prepared = prepare_pt2e(graph, quantizer)
     with torch.no_grad():
         for batch in calibration_batches(calibration):
-            prepared(torch.as_tensor(batch))
+            prepared(*batch)
     return convert_pt2e(prepared)
 
 
 def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme: str, path: Path,
-           calibration: np.ndarray | None = None, dynamic_batch: bool = True) -> ExportInfo:
+           calibration: dict[str, np.ndarray] | None = None, dynamic_batch: bool = True) -> ExportInfo:
     """Lower ``model`` to a .pte at ``path`` with XNNPACK, quantized per ``scheme``."""
     require("executorch.exir", EXTRA, "ExecuTorch")
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner

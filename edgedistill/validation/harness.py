@@ -90,10 +90,10 @@ def _checks(vs_teacher: dict[str, float], vs_student: dict[str, float], tol: Tol
 def _torch_row(name: str, model: nn.Module, data: Dataset, teacher_logits: np.ndarray,
                student_logits: np.ndarray | None, checkpoint: Path | None, latency_samples: int,
                measure_memory: bool) -> tuple[Row, np.ndarray]:
-    logits = predict_logits(model, data.x).numpy()
+    logits = predict_logits(model, data.inputs).numpy()
     with torch.no_grad():
-        latency = median_latency_ms(lambda a: model(torch.from_numpy(a)), data.x, latency_samples)
-    memory = peak_memory_mb("checkpoint", checkpoint, data.x) if (measure_memory and checkpoint) else None
+        latency = median_latency_ms(lambda *a: model(*(torch.from_numpy(v) for v in a)), data.inputs, latency_samples)
+    memory = peak_memory_mb("checkpoint", checkpoint, data.inputs) if (measure_memory and checkpoint) else None
     row = Row(name=name, runtime="pytorch", quantization="fp32", parameters=count_parameters(model),
               size_bytes=checkpoint.stat().st_size if checkpoint else None,
               accuracy=metrics.accuracy(logits, data.y), vs_teacher=metrics.compare(teacher_logits, logits),
@@ -108,7 +108,7 @@ def validate_bundles(bundles: list[Path], *, teacher: nn.Module, student: nn.Mod
                      measure_memory: bool = True) -> Report:
     """Compare each bundle (run in its real runtime) with the teacher and the fp32 student."""
     opened = [(Path(b), *read_bundle(b)) for b in bundles]
-    teacher_logits = predict_logits(teacher, data.x).numpy()
+    teacher_logits = predict_logits(teacher, data.inputs).numpy()
     n_classes = teacher_logits.shape[1]
     for folder, manifest, _ in opened:
         if manifest.num_classes != n_classes:
@@ -123,8 +123,8 @@ def validate_bundles(bundles: list[Path], *, teacher: nn.Module, student: nn.Mod
         fmt = get_format(manifest.format)
         with quiet():
             runner = fmt.load(model_path, manifest.max_batch)
-            logits = run_batched(runner, data.x)
-            latency = median_latency_ms(runner, data.x, latency_samples)
+            logits = run_batched(runner, data.inputs)
+            latency = median_latency_ms(runner, data.inputs, latency_samples)
         if logits.shape != teacher_logits.shape:
             raise UserError(f"bundle {folder} returned outputs of shape {logits.shape}, expected {teacher_logits.shape}")
         vs_teacher = metrics.compare(teacher_logits, logits)
@@ -134,7 +134,7 @@ def validate_bundles(bundles: list[Path], *, teacher: nn.Module, student: nn.Mod
             name=f"student .{model_path.suffix.lstrip('.')} {manifest.quantization}", runtime=manifest.format,
             quantization=manifest.quantization, parameters=student_row.parameters, size_bytes=manifest.size_bytes,
             accuracy=metrics.accuracy(logits, data.y), vs_teacher=vs_teacher, vs_student=vs_student,
-            latency_ms=latency, peak_memory_mb=peak_memory_mb("bundle", folder, data.x) if measure_memory else None,
+            latency_ms=latency, peak_memory_mb=peak_memory_mb("bundle", folder, data.inputs) if measure_memory else None,
             path=str(folder), delegation=manifest.delegation, checks=_checks(vs_teacher, vs_student, tol),
         ))
     return Report(rows=rows, samples=len(data), data=data.name)

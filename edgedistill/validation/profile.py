@@ -18,15 +18,17 @@ from typing import Callable
 import numpy as np
 
 
-def median_latency_ms(fn: Callable[[np.ndarray], object], x: np.ndarray, n: int, warmup: int = 10) -> float:
-    """Median milliseconds of ``fn`` on one sample at a time, over ``n`` samples drawn from ``x``."""
+def median_latency_ms(fn: Callable[..., object], inputs: dict[str, np.ndarray], n: int, warmup: int = 20) -> float:
+    """Median milliseconds of ``fn(*sample)`` on one sample at a time, over ``n`` samples of ``inputs``."""
+    arrays = list(inputs.values())
+    samples = [tuple(a[i : i + 1] for a in arrays) for i in range(min(len(arrays[0]), n))]
     for i in range(warmup):
-        fn(x[i % len(x)][None])
+        fn(*samples[i % len(samples)])
     times = []
     for i in range(n):
-        sample = x[i % len(x)][None]
+        sample = samples[i % len(samples)]
         start = time.perf_counter_ns()
-        fn(sample)
+        fn(*sample)
         times.append(time.perf_counter_ns() - start)
     return float(np.median(times) / 1e6)
 
@@ -38,7 +40,8 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def peak_memory_mb(kind: str, path: Path, x: np.ndarray, n: int = 20, timeout: float = 120.0) -> float | None:
+def peak_memory_mb(kind: str, path: Path, inputs: dict[str, np.ndarray], n: int = 20,
+                   timeout: float = 120.0) -> float | None:
     """Peak RSS growth in MiB for loading and running an artifact (``kind``: 'bundle' or 'checkpoint').
 
     Returns None where it cannot be measured (no /proc, probe failed): never a made-up number.
@@ -46,9 +49,9 @@ def peak_memory_mb(kind: str, path: Path, x: np.ndarray, n: int = 20, timeout: f
     if not Path("/proc/self/status").exists():
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        inputs = Path(tmp) / "x.npy"
-        np.save(inputs, x[:n])
-        cmd = [sys.executable, "-m", "edgedistill.validation.profile", kind, str(path), str(inputs)]
+        sample = Path(tmp) / "inputs.npz"
+        np.savez(sample, **{k: v[:n] for k, v in inputs.items()})
+        cmd = [sys.executable, "-m", "edgedistill.validation.profile", kind, str(path), str(sample)]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -64,7 +67,8 @@ def peak_memory_mb(kind: str, path: Path, x: np.ndarray, n: int = 20, timeout: f
 def _probe(kind: str, path: str, inputs: str) -> float:
     import torch  # noqa: F401  (imported before the baseline so it is not counted)
 
-    x = np.load(inputs)
+    with np.load(inputs) as npz:
+        arrays = [npz[k] for k in npz.files]
     if kind == "bundle":
         from edgedistill.bundle import read_bundle
         from edgedistill.formats import get
@@ -78,14 +82,14 @@ def _probe(kind: str, path: str, inputs: str) -> float:
 
         def load():
             model = load_model(path)
-            return lambda a: model(torch.from_numpy(a))
+            return lambda *a: model(*(torch.from_numpy(v) for v in a))
 
     baseline = _status_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
     with torch.no_grad():
         run = load()
-        for i in range(len(x)):
-            run(x[i : i + 1])
+        for i in range(len(arrays[0])):
+            run(*(a[i : i + 1] for a in arrays))
     return max(_status_kb("VmHWM") - baseline, 0) / 1024
 
 
