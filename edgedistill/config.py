@@ -66,6 +66,8 @@ class ExportConfig(_Section):
     quantization: list[str] = Field(default_factory=lambda: ["fp32", "int8"])
     calibration_samples: int = Field(256, ge=1)
     dynamic_batch: bool = True
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-format exporter options, e.g. [export.options.coreml]")
 
 
 class Tolerance(_Section):
@@ -76,9 +78,13 @@ class Tolerance(_Section):
 
 
 def _default_tolerances() -> dict[str, Tolerance]:
+    # keys are the quantization schemes of edgedistill.formats.base.SCHEMES
+    lossy = Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.25)
     return {
         "fp32": Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.001),
-        "int8": Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.25),
+        "fp16": Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.02),
+        **{s: lossy.model_copy() for s in ("int8", "int8-dynamic", "int8-weight", "int4-weight",
+                                           "palettize8", "palettize6", "palettize4")},
     }
 
 

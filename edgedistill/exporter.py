@@ -21,6 +21,7 @@ from edgedistill.data import Dataset, Inputs, take
 from edgedistill.distillation.trainer import predict_logits
 from edgedistill.errors import UserError
 from edgedistill.fileio import atomic_path, ensure_writable_dir, sha256_file
+from edgedistill.formats.base import NEEDS_CALIBRATION
 from edgedistill.quiet import quiet
 from edgedistill.validation.metrics import softmax
 
@@ -50,7 +51,7 @@ def _check_requested(fmt_names: list[str], schemes: list[str]) -> None:
 
 def export_bundle(student: nn.Module, fmt_name: str, scheme: str, *, out_dir: Path, sample: Inputs,
                   calibration: Inputs | None, golden: dict[str, np.ndarray], info: dict[str, Any],
-                  dynamic_batch: bool = True, stem: str = "student") -> Path:
+                  dynamic_batch: bool = True, stem: str = "student", options: dict[str, Any] | None = None) -> Path:
     """Export one artifact and write its bundle folder atomically; returns the folder."""
     module = formats.get(fmt_name)
     example = tuple(torch.as_tensor(v[:2]) for v in sample.values())
@@ -61,7 +62,7 @@ def export_bundle(student: nn.Module, fmt_name: str, scheme: str, *, out_dir: Pa
         model_path = tmp / f"model{module.SUFFIX}"
         with quiet():
             result = module.export(student, example, scheme=scheme, path=model_path, calibration=calibration,
-                                   dynamic_batch=dynamic_batch)
+                                   dynamic_batch=dynamic_batch, options=dict(options or {}))
             max_batch = getattr(module, "MAX_BATCH", None) if result.dynamic_batch else 1
             out = module.load(model_path, max_batch)(*(v[:1] for v in sample.values()))
         if out.shape != (1, n_classes):
@@ -87,7 +88,8 @@ def export_bundle(student: nn.Module, fmt_name: str, scheme: str, *, out_dir: Pa
 def export_student(student: nn.Module, *, formats_: list[str], schemes: list[str], out_dir: Path,
                    train: Dataset, test: Dataset, calibration_samples: int, teacher: nn.Module | None = None,
                    temperature: float | None = None, dynamic_batch: bool = True, golden_count: int = 64,
-                   student_info: dict[str, Any] | None = None) -> list[Path]:
+                   student_info: dict[str, Any] | None = None,
+                   options: dict[str, dict[str, Any]] | None = None) -> list[Path]:
     """Export ``student`` to every format x scheme; golden inputs come from ``test``."""
     _check_requested(formats_, schemes)
     ensure_writable_dir(Path(out_dir))
@@ -99,7 +101,7 @@ def export_student(student: nn.Module, *, formats_: list[str], schemes: list[str
         golden["teacher_probs"] = softmax(predict_logits(teacher, gx).numpy()).astype(np.float32)
     info = {"labels": train.labels, "preprocessing": train.preprocessing, "temperature": temperature,
             "student": dict(student_info or {})}
-    calibration = calibration_set(train, calibration_samples) if any(s != "fp32" for s in schemes) else None
+    calibration = calibration_set(train, calibration_samples) if NEEDS_CALIBRATION & set(schemes) else None
     return [export_bundle(student, f, s, out_dir=Path(out_dir), sample=test.inputs, calibration=calibration,
-                          golden=golden, info=info, dynamic_batch=dynamic_batch)
+                          golden=golden, info=info, dynamic_batch=dynamic_batch, options=(options or {}).get(f))
             for f in formats_ for s in schemes]

@@ -78,6 +78,8 @@ def distill(config: PipelineConfig) -> DistillOutput:
 
 def export(config: PipelineConfig) -> list[Path]:
     """Export the student named by ``config.student`` to every configured format and scheme."""
+    if not _has_weights(config.student):
+        raise UserError(f"export needs a trained student: give its checkpoint (--student PATH), not {config.student.model}")
     splits = load_splits(config)
     student = load_model(config.student)
     teacher = load_model(config.teacher) if _has_weights(config.teacher) else None
@@ -86,7 +88,8 @@ def export(config: PipelineConfig) -> list[Path]:
     return export_student(student, formats_=e.formats, schemes=e.quantization, out_dir=Path(config.out) / "bundles",
                           train=splits.train, test=splits.test, calibration_samples=e.calibration_samples,
                           teacher=teacher, temperature=config.distill.temperature, dynamic_batch=e.dynamic_batch,
-                          student_info={"checkpoint": config.student.model, "parameters": count_parameters(student)})
+                          student_info={"checkpoint": config.student.model, "parameters": count_parameters(student)},
+                          options=e.options)
 
 
 def validate(config: PipelineConfig, bundles: list[Path]) -> Report:

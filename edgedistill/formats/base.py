@@ -5,8 +5,12 @@ A format module defines, at module level:
 - ``NAME``: registry name; ``SUFFIX``: model file suffix; ``EXTRA``: the pip extra it needs;
   ``BACKEND``: what the model is lowered to; ``SCHEMES``: the quantization schemes it exports;
 - ``missing() -> str | None``: None when export and run work here, else what to install;
-- ``export(model, example_inputs, *, scheme, calibration, path, dynamic_batch) -> ExportInfo``;
-- ``load(path) -> Runner``: the host runner, in the format's real runtime.
+- ``export(model, example_inputs, *, scheme, path, calibration, dynamic_batch, options) -> ExportInfo``
+  (``options``: the format's table from ``[export.options.<format>]``);
+- ``load(path, max_batch) -> Runner``: the host runner, in the format's real runtime.
+
+Quantization schemes share one vocabulary across formats (``SCHEMES`` below), so target profiles
+and tolerances can name them without knowing the format.
 """
 
 from __future__ import annotations
@@ -17,6 +21,20 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
+
+
+SCHEMES: dict[str, str] = {
+    "fp32": "no quantization",
+    "fp16": "half-precision weights and compute",
+    "int8": "static int8 weights and activations, calibrated on a calibration set",
+    "int8-dynamic": "int8 weights, activations quantized at run time (no calibration)",
+    "int8-weight": "weight-only int8, float compute (no calibration)",
+    "int4-weight": "weight-only int4, float compute (no calibration)",
+    "palettize8": "8-bit weight palettization (Core ML)",
+    "palettize6": "6-bit weight palettization (Core ML)",
+    "palettize4": "4-bit weight palettization (Core ML)",
+}
+NEEDS_CALIBRATION = frozenset({"int8"})
 
 
 @dataclass

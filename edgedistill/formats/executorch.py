@@ -65,7 +65,8 @@ def _quantize_int8(model: nn.Module, example_inputs: tuple[torch.Tensor, ...],
 
 
 def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme: str, path: Path,
-           calibration: dict[str, np.ndarray] | None = None, dynamic_batch: bool = True) -> ExportInfo:
+           calibration: dict[str, np.ndarray] | None = None, dynamic_batch: bool = True,
+           options: dict | None = None) -> ExportInfo:
     """Lower ``model`` to a .pte at ``path`` with XNNPACK, quantized per ``scheme``."""
     require("executorch.exir", EXTRA, "ExecuTorch")
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner

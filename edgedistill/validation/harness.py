@@ -51,7 +51,7 @@ class Row:
     accuracy: float | None
     vs_teacher: dict[str, float]
     vs_student: dict[str, float] | None
-    latency_ms: float
+    latency_ms: float | None
     peak_memory_mb: float | None
     path: str | None = None
     delegation: dict[str, Any] = field(default_factory=dict)
@@ -79,7 +79,7 @@ class Report:
                 "rows": [{**asdict(r), "passed": r.passed} for r in self.rows]}
 
 
-def _checks(vs_teacher: dict[str, float], vs_student: dict[str, float], tol: Tolerance) -> list[Check]:
+def checks_for(vs_teacher: dict[str, float], vs_student: dict[str, float], tol: Tolerance) -> list[Check]:
     agree, dp = vs_teacher["top1_agreement"], vs_student["max_abs_dp"]
     return [
         Check("top1_agreement_vs_teacher", agree, tol.min_teacher_top1, "min", agree >= tol.min_teacher_top1),
@@ -135,6 +135,6 @@ def validate_bundles(bundles: list[Path], *, teacher: nn.Module, student: nn.Mod
             quantization=manifest.quantization, parameters=student_row.parameters, size_bytes=manifest.size_bytes,
             accuracy=metrics.accuracy(logits, data.y), vs_teacher=vs_teacher, vs_student=vs_student,
             latency_ms=latency, peak_memory_mb=peak_memory_mb("bundle", folder, data.inputs) if measure_memory else None,
-            path=str(folder), delegation=manifest.delegation, checks=_checks(vs_teacher, vs_student, tol),
+            path=str(folder), delegation=manifest.delegation, checks=checks_for(vs_teacher, vs_student, tol),
         ))
     return Report(rows=rows, samples=len(data), data=data.name)

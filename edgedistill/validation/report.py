@@ -29,7 +29,7 @@ def table_rows(report: Report) -> list[list[str]]:
         rows.append([
             r.name, f"{r.parameters:,}", _size(r.size_bytes), _pct(r.accuracy),
             _pct(r.vs_teacher["top1_agreement"]), f"{r.vs_teacher['mean_kl']:.4f}", f"{r.vs_teacher['max_abs_dp']:.4f}",
-            f"{r.latency_ms * 1000:.0f} µs", "—" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.1f} MiB",
+            "—" if r.latency_ms is None else f"{r.latency_ms * 1000:.0f} µs", "—" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.1f} MiB",
         ])
     return rows
 

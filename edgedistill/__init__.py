@@ -1,0 +1,54 @@
+"""edgedistill: distill a PyTorch teacher into a small student, export it for phones and edge boards,
+and validate it against the teacher in the real runtime.
+
+The public functions import torch and the backends only when called, so importing the package is cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgedistill.config import PipelineConfig
+    from edgedistill.stages import DistillOutput
+    from edgedistill.validation.harness import Report
+
+__all__ = ["distill", "export", "validate", "run"]
+
+
+def _config(config: "PipelineConfig | str | Path | None", overrides: dict[str, Any] | None) -> "PipelineConfig":
+    from edgedistill.config import PipelineConfig, load_config
+
+    if isinstance(config, PipelineConfig):
+        return load_config(None, {**config.to_dict(), **(overrides or {})}) if overrides else config
+    return load_config(config, overrides)
+
+
+def distill(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None) -> "DistillOutput":
+    """Distill ``config.student`` from ``config.teacher``; returns checkpoint paths and the training history."""
+    from edgedistill import stages
+
+    return stages.distill(_config(config, overrides))
+
+
+def export(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None) -> list[Path]:
+    """Export the trained ``config.student`` to every configured format and scheme; returns bundle folders."""
+    from edgedistill import stages
+
+    return stages.export(_config(config, overrides))
+
+
+def validate(config: "PipelineConfig | str | Path | None", bundles: list[str | Path],
+             overrides: dict[str, Any] | None = None) -> "Report":
+    """Validate bundles against the teacher and fp32 student; ``report.passed`` is the gate."""
+    from edgedistill import stages
+
+    return stages.validate(_config(config, overrides), [Path(b) for b in bundles])
+
+
+def run(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None) -> "Report":
+    """The whole pipeline, distill -> export -> validate (what ``edgedistill demo`` runs)."""
+    from edgedistill import stages
+
+    return stages.run_pipeline(_config(config, overrides))
