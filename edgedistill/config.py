@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,13 +42,41 @@ class TeacherConfig(ModelRef):
 
 class StudentConfig(ModelRef):
     model: str = "edgedistill.zoo.digits:student"
+    keep_every: int = Field(0, ge=0, description="derive the student from the teacher, keeping every k-th layer "
+                            "(or block); 0 = build student.model")
+    keep_layers: list[int] = Field(default_factory=list, description="derive: exactly these teacher layers")
 
 
 class DataConfig(_Section):
-    source: str = Field("digits", description="'digits' or a path to an .npz with x (and optional y)")
+    source: str = Field("digits", description="'digits', an .npz, an image folder, a .jsonl text file, "
+                        "or package.module:function returning a dataset")
+    tokenizer: str | None = Field(None, description=".jsonl: local Hugging Face tokenizer directory "
+                                  "(default: the teacher's, when it is one)")
+    max_length: int = Field(128, ge=1, description=".jsonl: tokens per sample (padded / truncated)")
+    text_field: str = "text"
+    label_field: str = "label"
+    image_size: list[int] | None = Field(None, description="image folder: resize to [height, width]")
+    image_mean: list[float] | None = Field(None, description="image folder: per-channel mean to subtract")
+    image_std: list[float] | None = Field(None, description="image folder: per-channel std to divide by")
     test_fraction: float = Field(0.25, gt=0.0, lt=1.0)
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     seed: int = 0
+
+
+class FeatureMapping(_Section):
+    """Distil the output of one student module toward one teacher module."""
+
+    student: str = Field(description="student module name, e.g. encoder.layer.1")
+    teacher: str = Field(description="teacher module name, e.g. encoder.layer.3")
+    loss: Literal["mse", "cosine", "distilbert-cosine"] = "mse"
+    weight: float = Field(1.0, ge=0.0)
+
+
+class LossesConfig(_Section):
+    """What the distillation loss is made of (the defaults are the classic KL + CE blend)."""
+
+    soft_target: Literal["kl", "reverse-kl", "mse"] = Field("kl", description="the alpha-weighted KD term")
+    features: list[FeatureMapping] = Field(default_factory=list, description="[[distill.losses.features]] mappings")
 
 
 class DistillConfig(_Section):
@@ -59,6 +87,11 @@ class DistillConfig(_Section):
     lr: float = Field(1e-2, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     seed: int = 0
+    losses: LossesConfig = Field(default_factory=LossesConfig)
+    teacher_cache: Literal["auto", "on", "off"] = Field(
+        "auto", description="store teacher logits on disk and reuse them; auto = unless the data is augmented")
+    cache_dir: str | None = Field(None, description="teacher cache folder (default: <out>/teacher-cache)")
+    cache_top_k: int = Field(100, ge=1, description="above 1000 classes, cache only the top-k logits")
 
 
 class ExportConfig(_Section):

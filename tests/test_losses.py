@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgedistill.distillation.losses import kd_loss, soft_target_kl
+from edgedistill.distillation.losses import TopK, kd_loss, logit_mse, reverse_kl, soft_target_kl
 from edgedistill.errors import UserError
 
 
@@ -60,3 +60,37 @@ def test_missing_labels_need_alpha_one():
         kd_loss(s, t, None, alpha=0.5)
     loss, _ = kd_loss(s, t, None, alpha=1.0)
     assert math.isclose(float(loss), float(soft_target_kl(s, t, 4.0)))
+
+
+@pytest.mark.parametrize("T", [1.0, 4.0])
+def test_reverse_kl_and_logit_mse_equal_hand_computation(T):
+    rng = np.random.default_rng(2)
+    s, t = rng.normal(size=(5, 6)) * 2, rng.normal(size=(5, 6)) * 2
+    p_t, p_s = _softmax(t / T), _softmax(s / T)
+    reverse = (p_s * (np.log(p_s) - np.log(p_t))).sum(-1).mean() * T * T
+    assert math.isclose(float(reverse_kl(torch.tensor(s), torch.tensor(t), T)), reverse, rel_tol=1e-9)
+    assert math.isclose(float(logit_mse(torch.tensor(s), torch.tensor(t))), ((s - t) ** 2).mean(), rel_tol=1e-9)
+    # the blend by alpha holds for every soft-target kind
+    y = rng.integers(0, 6, size=5)
+    ce = -np.log(_softmax(s)[np.arange(5), y]).mean()
+    loss, _ = kd_loss(torch.tensor(s), torch.tensor(t), torch.tensor(y), temperature=T, alpha=0.7, kind="reverse-kl")
+    assert math.isclose(float(loss), 0.7 * reverse + 0.3 * ce, rel_tol=1e-9)
+
+
+def test_top_k_teacher_kl_is_kl_over_the_kept_classes():
+    rng = np.random.default_rng(3)
+    s, t, T = rng.normal(size=(4, 50)), rng.normal(size=(4, 50)) * 3, 2.0
+    idx = np.argsort(-t, axis=1)[:, :5]
+    top = np.take_along_axis(t, idx, 1)
+    p_t = _softmax(top / T)  # the teacher renormalised over its top 5
+    log_p_s = np.log(np.take_along_axis(_softmax(s / T), idx, 1))
+    expected = (p_t * (np.log(p_t) - log_p_s)).sum(-1).mean() * T * T
+    got = soft_target_kl(torch.tensor(s), TopK(torch.tensor(top), torch.tensor(idx)), T)
+    assert math.isclose(float(got), expected, rel_tol=1e-9)
+    # with every class kept, the top-k form equals the dense KL
+    full = np.argsort(-t, axis=1)
+    dense = soft_target_kl(torch.tensor(s), torch.tensor(t), T)
+    sparse = soft_target_kl(torch.tensor(s), TopK(torch.tensor(np.take_along_axis(t, full, 1)), torch.tensor(full)), T)
+    assert math.isclose(float(dense), float(sparse), rel_tol=1e-9)
+    with pytest.raises(UserError, match="full logits"):
+        kd_loss(torch.tensor(s), TopK(torch.tensor(top), torch.tensor(idx)), None, alpha=1.0, kind="mse")

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from edgedistill.data import Dataset, Inputs, num_samples
-from edgedistill.distillation.losses import kd_loss
+from edgedistill.distillation.objective import DistillObjective
 from edgedistill.errors import UserError
 
 log = logging.getLogger("edgedistill")
@@ -98,10 +98,14 @@ def _evaluate(model: nn.Module, val: Dataset | None, teacher_val: torch.Tensor |
 
 def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, val: Dataset | None = None,
           epochs: int = 60, batch_size: int = 64, lr: float = 1e-2, weight_decay: float = 1e-4,
-          temperature: float = 4.0, alpha: float = 0.5, seed: int = 0, desc: str = "distill") -> TrainResult:
+          temperature: float = 4.0, alpha: float = 0.5, seed: int = 0, desc: str = "distill",
+          objective: DistillObjective | None = None, teacher_outputs=None) -> TrainResult:
     """Train ``model`` in place: distillation from ``teacher`` when given, else plain CE on labels.
 
     The weights of the best validation epoch (accuracy, or agreement without labels) are kept.
+    ``objective`` (default: KL + CE by temperature/alpha) may add feature losses (call ``train`` inside
+    ``with objective.attached():`` so its hooks see the forward passes); ``teacher_outputs`` (e.g. the
+    teacher cache, indexable by sample) replaces computing the teacher's logits here.
     """
     if teacher is None and data.y is None:
         raise UserError("training without a teacher needs labels; the data has none")
@@ -113,12 +117,14 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
     y = None if data.y is None else torch.as_tensor(data.y)
     teacher_train = teacher_val = None
     if teacher is not None:
+        objective = objective or DistillObjective(temperature, alpha)
         with frozen(teacher):
-            teacher_train = predict_logits(teacher, data.inputs)
+            teacher_train = teacher_outputs if teacher_outputs is not None else predict_logits(teacher, data.inputs)
             teacher_val = predict_logits(teacher, val.inputs) if val is not None and len(val) else None
 
     steps_per_epoch = math.ceil(n / batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    trained = list(model.parameters()) + (list(objective.parameters()) if objective is not None else [])
+    optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
                                                     pct_start=0.1)
     result = TrainResult()
@@ -130,13 +136,15 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
         total, agree, seen = 0.0, 0, 0
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            logits = model(*(t[idx] for t in xs))
+            batch = [t[idx] for t in xs]
+            logits = model(*batch)
             targets = None if y is None else y[idx]
             if teacher_train is None:
                 loss = nn.functional.cross_entropy(logits, targets)
             else:
-                loss, _ = kd_loss(logits, teacher_train[idx], targets, temperature, alpha)
-                agree += int((logits.argmax(1) == teacher_train[idx].argmax(1)).sum())
+                teacher_batch = _teacher_forward(teacher, batch) if objective.needs_teacher_forward else teacher_train[idx]
+                loss, _ = objective(logits, teacher_batch, targets, batch)
+                agree += int((logits.argmax(1) == teacher_batch.argmax(1)).sum())
             if not torch.isfinite(loss.detach()):
                 raise UserError(f"{desc}: loss became {loss.item()} at epoch {epoch}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
@@ -159,6 +167,13 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
     if best_state is not None:
         model.load_state_dict(best_state)
     return result
+
+
+@torch.no_grad()
+def _teacher_forward(teacher: nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
+    """The frozen teacher on one batch (its hooks record hidden states for feature losses)."""
+    with frozen(teacher):
+        return teacher(*batch).float()
 
 
 def _progress(epochs: int, desc: str):
