@@ -1,4 +1,5 @@
-"""Datasets the pipeline reads: the built-in ``digits`` and ``.npz`` files.
+"""Datasets the pipeline reads: the built-in ``digits``, ``.npz`` files, and (``edgedistill.sources``)
+image folders, JSON Lines text and Python dataset factories.
 
 A dataset holds one or more named model inputs, in the order of the model's positional
 arguments. An ``.npz`` gives a single input as ``x``, or several as ``x.<name>`` (for example
@@ -7,6 +8,7 @@ arguments. An ``.npz`` gives a single input as ``x``, or several as ``x.<name>``
 
 from __future__ import annotations
 
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,9 @@ class Dataset:
         clash = RESERVED & set(self.inputs)
         if clash:
             raise UserError(f"dataset {self.name}: input name(s) {', '.join(sorted(clash))} are reserved")
+        if self.y is not None and len(self.y) and self.labels is not None and int(self.y.max()) >= len(self.labels):
+            raise UserError(f"dataset {self.name}: label {int(self.y.max())} is out of range for its "
+                            f"{len(self.labels)} label names")
 
     def __len__(self) -> int:
         return num_samples(self.inputs)
@@ -125,14 +130,41 @@ def _load_npz(path: Path) -> Dataset:
     return Dataset(inputs=inputs, y=y, labels=labels, preprocessing={}, name=path.stem)
 
 
-def load_dataset(source: str | Path) -> Dataset:
-    """Load ``digits`` or an ``.npz`` file (a one-line UserError for anything else)."""
-    if str(source) == "digits":
-        return _load_digits()
-    path = Path(source)
-    if path.suffix == ".npz":
-        return _load_npz(path)
-    raise UserError(f"unknown data source {str(source)!r}: use 'digits' or a path to an .npz with x (and y)")
+SOURCES = "'digits', an .npz, a folder of class sub-folders of images, a .jsonl text file, or package.module:function"
+
+
+def load_dataset(source: str | Path, *, tokenizer: str | Path | None = None, max_length: int = 128,
+                 text_field: str = "text", label_field: str = "label", image_size: list[int] | None = None,
+                 image_mean: list[float] | None = None, image_std: list[float] | None = None) -> Dataset:
+    """Load a dataset from any source in ``SOURCES``; empty data and unknown sources are one-line UserErrors.
+
+    ``tokenizer`` .. ``label_field`` apply to ``.jsonl`` text, ``image_*`` to image folders.
+    """
+    text, path = str(source), Path(source)
+    if text == "digits":
+        data = _load_digits()
+    elif path.suffix == ".npz":
+        data = _load_npz(path)
+    elif path.suffix in (".jsonl", ".ndjson"):
+        from edgedistill.sources.jsonl_text import load_jsonl_text
+
+        data = load_jsonl_text(path, tokenizer=tokenizer, max_length=max_length, text_field=text_field,
+                               label_field=label_field)
+    elif path.is_dir():
+        from edgedistill.sources.image_folder import load_image_folder
+
+        data = load_image_folder(path, size=image_size, mean=image_mean, std=image_std)
+    elif re.fullmatch(r"[\w.]+:[\w.]+", text):
+        from edgedistill.sources.python_dataset import load_python_dataset
+
+        data = load_python_dataset(text)
+    elif not path.exists() and path.suffix:
+        raise UserError(f"data not found: {path}")
+    else:
+        raise UserError(f"unknown data source {text!r}: use {SOURCES}")
+    if len(data) == 0:
+        raise UserError(f"dataset {data.name} is empty")
+    return data
 
 
 def split(data: Dataset, test_fraction: float, val_fraction: float, seed: int = 0) -> Splits:

@@ -1,4 +1,5 @@
-"""Resolve model references: a factory ``package.module:function`` or an edgedistill checkpoint.
+"""Resolve model references: a factory ``package.module:function``, an edgedistill checkpoint, or a
+local Hugging Face directory (``hf:PATH`` or a folder with config.json; see ``edgedistill.huggingface``).
 
 Checkpoints are plain dicts of tensors and strings, always loaded with ``weights_only=True``:
 a checkpoint can never run code. An edgedistill checkpoint records the factory that builds the
@@ -60,7 +61,10 @@ def _state_dict(data: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def _build(factory: str, kwargs: dict[str, Any]) -> nn.Module:
-    model = import_factory(factory)(**kwargs)
+    from edgedistill.huggingface import hf_directory, load_hf_model
+
+    directory = hf_directory(factory)
+    model = load_hf_model(directory, **kwargs) if directory is not None else import_factory(factory)(**kwargs)
     if not isinstance(model, nn.Module):
         raise UserError(f"factory {factory!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model

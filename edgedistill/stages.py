@@ -15,10 +15,13 @@ import torch
 
 from edgedistill.config import ModelRef, PipelineConfig
 from edgedistill.data import Splits, load_dataset, split
+from edgedistill.distillation.recipe import build_student, derives_student, objective_for, teacher_outputs_for
+from edgedistill.distillation.students import check_vocabulary
 from edgedistill.distillation.trainer import TrainResult, check_compatible, train
 from edgedistill.errors import UserError
 from edgedistill.exporter import export_student
 from edgedistill.fileio import ensure_writable_dir
+from edgedistill.huggingface import hf_directory
 from edgedistill.modelref import count_parameters, factory_of, load_model, save_checkpoint
 from edgedistill.validation.harness import Report, validate_bundles
 from edgedistill.validation.report import write_reports
@@ -36,11 +39,14 @@ class DistillOutput:
 def load_splits(config: PipelineConfig) -> Splits:
     """The config's data, split the same way in every stage (so the test split stays held out)."""
     d = config.data
-    return split(load_dataset(d.source), d.test_fraction, d.val_fraction, d.seed)
+    tokenizer = d.tokenizer or hf_directory(config.teacher.model)  # text defaults to the teacher's tokenizer
+    data = load_dataset(d.source, tokenizer=tokenizer, max_length=d.max_length, text_field=d.text_field,
+                        label_field=d.label_field, image_size=d.image_size, image_mean=d.image_mean, image_std=d.image_std)
+    return split(data, d.test_fraction, d.val_fraction, d.seed)
 
 
 def _has_weights(ref: ModelRef) -> bool:
-    return bool(ref.checkpoint) or Path(ref.model).is_file()
+    return bool(ref.checkpoint) or Path(ref.model).is_file() or hf_directory(ref.model) is not None
 
 
 def distill(config: PipelineConfig) -> DistillOutput:
@@ -48,12 +54,14 @@ def distill(config: PipelineConfig) -> DistillOutput:
     out = ensure_writable_dir(Path(config.out))
     splits = load_splits(config)
     torch.manual_seed(config.distill.seed)
-    teacher, student = load_model(config.teacher), load_model(config.student)
-    check_compatible(teacher, student, splits.train)
+    teacher = load_model(config.teacher)
+    check_vocabulary(teacher, splits.train, "teacher")
+    if not derives_student(config):  # a derived student is made after the teacher is trained
+        student, student_factory, student_kwargs = build_student(config, teacher, splits.train)
+        check_vocabulary(student, splits.train, "student")
+        check_compatible(teacher, student, splits.train)
     if splits.train.y is None and config.distill.alpha < 1:
         raise UserError(f"the data has no labels, so distill.alpha must be 1 (got {config.distill.alpha})")
-    t_params, s_params = count_parameters(teacher), count_parameters(student)
-    log.info("teacher %s parameters, student %s (%.1f%%)", f"{t_params:,}", f"{s_params:,}", 100 * s_params / t_params)
 
     if not _has_weights(config.teacher):
         if config.teacher.train_epochs == 0:
@@ -66,11 +74,20 @@ def distill(config: PipelineConfig) -> DistillOutput:
         factory, kwargs = factory_of(config.teacher)
         teacher_ckpt = save_checkpoint(teacher, out / "teacher.pt", factory, kwargs, meta={"role": "teacher"})
 
+    if derives_student(config):
+        student, student_factory, student_kwargs = build_student(config, teacher, splits.train)
+        check_compatible(teacher, student, splits.train)
+    t_params, s_params = count_parameters(teacher), count_parameters(student)
+    log.info("teacher %s parameters, student %s (%.1f%%)", f"{t_params:,}", f"{s_params:,}", 100 * s_params / t_params)
+
     d = config.distill
-    result = train(student, splits.train, teacher=teacher, val=splits.val, epochs=d.epochs, batch_size=d.batch_size,
-                   lr=d.lr, weight_decay=d.weight_decay, temperature=d.temperature, alpha=d.alpha, seed=d.seed)
-    factory, kwargs = factory_of(config.student)
-    student_ckpt = save_checkpoint(student, out / "student.pt", factory, kwargs,
+    objective = objective_for(config, student, teacher, splits.train)
+    cached = teacher_outputs_for(config, teacher, splits.train, objective)
+    with objective.attached():
+        result = train(student, splits.train, teacher=teacher, val=splits.val, epochs=d.epochs, batch_size=d.batch_size,
+                       lr=d.lr, weight_decay=d.weight_decay, temperature=d.temperature, alpha=d.alpha, seed=d.seed,
+                       objective=objective, teacher_outputs=cached)
+    student_ckpt = save_checkpoint(student, out / "student.pt", student_factory, student_kwargs,
                                    meta={"role": "student", "temperature": d.temperature, "alpha": d.alpha,
                                          "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch})
     return DistillOutput(teacher_ckpt, student_ckpt, result)

@@ -1,0 +1,69 @@
+"""From a ``PipelineConfig`` to what the trainer takes: the student (built or derived from the teacher),
+the loss objective, and the teacher's outputs (from the on-disk cache when it applies)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgedistill.config import PipelineConfig
+from edgedistill.data import Dataset, take
+from edgedistill.distillation.objective import DistillObjective, build_objective
+from edgedistill.distillation.students import derive_student
+from edgedistill.distillation.teacher_cache import TeacherOutputs, cached_teacher_outputs, refuse_augmented
+from edgedistill.distillation.trainer import as_tensors
+from edgedistill.errors import UserError
+from edgedistill.modelref import factory_of, load_model
+
+log = logging.getLogger("edgedistill")
+DERIVED_FACTORY = "edgedistill.distillation.students:derived"
+
+
+def derives_student(config: PipelineConfig) -> bool:
+    """Whether the student is derived from the teacher rather than built by ``student.model``."""
+    return bool(config.student.keep_every or config.student.keep_layers)
+
+
+def sample_inputs(data: Dataset, n: int = 2) -> list[torch.Tensor]:
+    """The first ``n`` samples as model arguments."""
+    return as_tensors(take(data.inputs, slice(0, n)))
+
+
+def build_student(config: PipelineConfig, teacher: nn.Module, data: Dataset) -> tuple[nn.Module, str, dict[str, Any]]:
+    """The student, and the factory + kwargs that rebuild its architecture for the checkpoint."""
+    if not derives_student(config):
+        factory, kwargs = factory_of(config.student)
+        return load_model(config.student), factory, kwargs
+    s = config.student
+    student, recipe = derive_student(teacher, keep_every=s.keep_every, keep=s.keep_layers, sample=sample_inputs(data))
+    teacher_factory, teacher_kwargs = factory_of(config.teacher)
+    log.info("student derived from the teacher, keeping its layers %s", ", ".join(map(str, recipe["layers"])))
+    return student, DERIVED_FACTORY, {"teacher": teacher_factory, "teacher_kwargs": teacher_kwargs, **recipe}
+
+
+def objective_for(config: PipelineConfig, student: nn.Module, teacher: nn.Module, data: Dataset) -> DistillObjective:
+    """The loss from ``[distill]`` and ``[distill.losses]``; unknown module names fail here, before training."""
+    d = config.distill
+    return build_objective(student, teacher, list(data.inputs), sample_inputs(data), temperature=d.temperature,
+                           alpha=d.alpha, soft_target=d.losses.soft_target, features=d.losses.features)
+
+
+def teacher_outputs_for(config: PipelineConfig, teacher: nn.Module, data: Dataset,
+                        objective: DistillObjective) -> TeacherOutputs | None:
+    """Cached teacher outputs, or None when the trainer should compute them (cache off, augmented data
+    under ``auto``, or feature losses, which run the teacher on every batch anyway)."""
+    mode = config.distill.teacher_cache
+    if mode == "off":
+        return None
+    refusal = refuse_augmented(data)
+    if refusal and mode == "on":
+        raise UserError(refusal)
+    if refusal or objective.needs_teacher_forward:
+        log.info("teacher cache not used: %s", "the data is augmented" if refusal else "feature losses run the teacher")
+        return None
+    cache_dir = Path(config.distill.cache_dir) if config.distill.cache_dir else Path(config.out) / "teacher-cache"
+    return cached_teacher_outputs(teacher, data, cache_dir, top_k=config.distill.cache_top_k)
