@@ -15,7 +15,8 @@ import torch
 
 from edgedistill.config import ModelRef, PipelineConfig
 from edgedistill.data import Splits, load_dataset, split
-from edgedistill.distillation.recipe import build_student, derives_student, objective_for, teacher_outputs_for
+from edgedistill.distillation.recipe import (build_student, check_feature_names, derives_student, objective_for,
+                                             teacher_outputs_for)
 from edgedistill.distillation.students import check_vocabulary
 from edgedistill.distillation.trainer import TrainResult, check_compatible, train
 from edgedistill.errors import UserError
@@ -45,7 +46,8 @@ def load_splits(config: PipelineConfig) -> Splits:
     return split(data, d.test_fraction, d.val_fraction, d.seed)
 
 
-def _has_weights(ref: ModelRef) -> bool:
+def has_weights(ref: ModelRef) -> bool:
+    """Whether the reference carries trained weights (a checkpoint or a Hugging Face directory)."""
     return bool(ref.checkpoint) or Path(ref.model).is_file() or hf_directory(ref.model) is not None
 
 
@@ -56,14 +58,16 @@ def distill(config: PipelineConfig) -> DistillOutput:
     torch.manual_seed(config.distill.seed)
     teacher = load_model(config.teacher)
     check_vocabulary(teacher, splits.train, "teacher")
+    student = None
     if not derives_student(config):  # a derived student is made after the teacher is trained
         student, student_factory, student_kwargs = build_student(config, teacher, splits.train)
         check_vocabulary(student, splits.train, "student")
         check_compatible(teacher, student, splits.train)
+    check_feature_names(config, teacher, student)
     if splits.train.y is None and config.distill.alpha < 1:
         raise UserError(f"the data has no labels, so distill.alpha must be 1 (got {config.distill.alpha})")
 
-    if not _has_weights(config.teacher):
+    if not has_weights(config.teacher):
         if config.teacher.train_epochs == 0:
             raise UserError(f"teacher {config.teacher.model} has no weights: give a checkpoint or set teacher.train_epochs")
         train(teacher, splits.train, val=splits.val, epochs=config.teacher.train_epochs, lr=config.teacher.train_lr,
@@ -74,7 +78,7 @@ def distill(config: PipelineConfig) -> DistillOutput:
         factory, kwargs = factory_of(config.teacher)
         teacher_ckpt = save_checkpoint(teacher, out / "teacher.pt", factory, kwargs, meta={"role": "teacher"})
 
-    if derives_student(config):
+    if student is None:
         student, student_factory, student_kwargs = build_student(config, teacher, splits.train)
         check_compatible(teacher, student, splits.train)
     t_params, s_params = count_parameters(teacher), count_parameters(student)
@@ -95,11 +99,11 @@ def distill(config: PipelineConfig) -> DistillOutput:
 
 def export(config: PipelineConfig) -> list[Path]:
     """Export the student named by ``config.student`` to every configured format and scheme."""
-    if not _has_weights(config.student):
+    if not has_weights(config.student):
         raise UserError(f"export needs a trained student: give its checkpoint (--student PATH), not {config.student.model}")
     splits = load_splits(config)
     student = load_model(config.student)
-    teacher = load_model(config.teacher) if _has_weights(config.teacher) else None
+    teacher = load_model(config.teacher) if has_weights(config.teacher) else None
     check_compatible(teacher or student, student, splits.test)
     e = config.export
     return export_student(student, formats_=e.formats, schemes=e.quantization, out_dir=Path(config.out) / "bundles",
@@ -114,7 +118,7 @@ def validate(config: PipelineConfig, bundles: list[Path]) -> Report:
     if not bundles:
         raise UserError("no bundles to validate")
     for ref, role in ((config.teacher, "teacher"), (config.student, "student")):
-        if not _has_weights(ref):
+        if not has_weights(ref):
             raise UserError(f"validate needs the trained {role}: give its checkpoint (--{role} PATH)")
     splits = load_splits(config)
     teacher, student = load_model(config.teacher), load_model(config.student)

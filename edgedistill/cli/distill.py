@@ -8,14 +8,18 @@ from edgedistill.cli import common
 
 FLAGS = {"teacher": "teacher.model", "student": "student.model", "data": "data.source",
          "temperature": "distill.temperature", "alpha": "distill.alpha", "epochs": "distill.epochs",
-         "batch_size": "distill.batch_size", "lr": "distill.lr", "seed": "distill.seed"}
+         "batch_size": "distill.batch_size", "lr": "distill.lr", "seed": "distill.seed",
+         "keep_every": "student.keep_every", "teacher_cache": "distill.teacher_cache",
+         "soft_target": "distill.losses.soft_target"}
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """--teacher, --student, --data: shared by distill, export and validate."""
-    p.add_argument("--teacher", metavar="REF", help="teacher: checkpoint path or package.module:function")
+    p.add_argument("--teacher", metavar="REF",
+                   help="teacher: checkpoint path, Hugging Face directory (hf:PATH) or package.module:function")
     p.add_argument("--student", metavar="REF", help="student: checkpoint path or package.module:function")
-    p.add_argument("--data", metavar="SRC", help="'digits' or an .npz with x (and optional y)")
+    p.add_argument("--data", metavar="SRC", help="'digits', an .npz, an image folder, a .jsonl text file "
+                   "or package.module:function returning a dataset")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
+    p.add_argument("--keep-every", type=int, metavar="K",
+                   help="derive the student from the teacher, keeping every K-th layer (config: student.keep_every)")
+    p.add_argument("--teacher-cache", choices=("auto", "on", "off"),
+                   help="reuse teacher logits stored on disk (default auto: unless the data is augmented)")
+    p.add_argument("--soft-target", choices=("kl", "reverse-kl", "mse"), help="the alpha-weighted KD term (default kl)")
     p.set_defaults(run=run)
 
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from edgedistill.config import PipelineConfig
 from edgedistill.data import Dataset, take
+from edgedistill.distillation.features import resolve_module
 from edgedistill.distillation.objective import DistillObjective, build_objective
 from edgedistill.distillation.students import derive_student
 from edgedistill.distillation.teacher_cache import TeacherOutputs, cached_teacher_outputs, refuse_augmented
@@ -43,6 +44,15 @@ def build_student(config: PipelineConfig, teacher: nn.Module, data: Dataset) -> 
     teacher_factory, teacher_kwargs = factory_of(config.teacher)
     log.info("student derived from the teacher, keeping its layers %s", ", ".join(map(str, recipe["layers"])))
     return student, DERIVED_FACTORY, {"teacher": teacher_factory, "teacher_kwargs": teacher_kwargs, **recipe}
+
+
+def check_feature_names(config: PipelineConfig, teacher: nn.Module, student: nn.Module | None) -> None:
+    """Fail before any training when a feature mapping names a module that does not exist (a derived
+    student's names are checked when it is made)."""
+    for mapping in config.distill.losses.features:
+        resolve_module(teacher, mapping.teacher, "teacher")
+        if student is not None:
+            resolve_module(student, mapping.student, "student")
 
 
 def objective_for(config: PipelineConfig, student: nn.Module, teacher: nn.Module, data: Dataset) -> DistillObjective:
