@@ -107,3 +107,31 @@ def test_sequential_teacher_drops_blocks():
         derive_student(flat, keep_every=2, sample=sample)
     with pytest.raises(UserError, match="out of range"):
         derive_student(teacher, keep=[0, 9], sample=sample)
+
+
+@pytest.mark.slow
+def test_distill_stage_from_a_hugging_face_teacher_on_jsonl_text(tmp_path):
+    """hf:DIR teacher, its own tokenizer for the .jsonl data (no data.tokenizer given), derived student."""
+    import json
+
+    from edgedistill.config import load_config
+    from edgedistill.stages import distill
+
+    words = ["good", "great", "fine", "bad", "awful", "poor"]
+    lines = [{"text": f"a {words[i % 6]} phone app number {i}", "label": int(i % 6 >= 3)} for i in range(48)]
+    (tmp_path / "reviews.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    config = load_config(None, {"teacher.model": f"hf:{MINILM}", "teacher.kwargs": {"num_labels": 2},
+                                "student.keep_every": 3, "data.source": str(tmp_path / "reviews.jsonl"),
+                                "data.max_length": 12, "distill.epochs": 1, "distill.batch_size": 16,
+                                "distill.lr": 1e-4, "out": str(tmp_path / "out")})
+    produced = distill(config)
+    student = load_model(str(produced.student_checkpoint))
+    assert len(student.model.bert.encoder.layer) == 2  # layers 2 and 5 of 6
+    teacher = load_model(str(produced.teacher_checkpoint))
+    from edgedistill.sources.jsonl_text import load_tokenizer
+
+    enc = load_tokenizer(MINILM)(["a great phone app"], padding="max_length", max_length=12, return_tensors="pt")
+    with torch.no_grad():
+        assert student(enc["input_ids"], enc["attention_mask"]).shape == (1, 2)
+        assert torch.equal(teacher.model.bert.encoder.layer[5].output.dense.weight,
+                           load_model(ModelRef(model=f"hf:{MINILM}", kwargs={"num_labels": 2})).model.bert.encoder.layer[5].output.dense.weight)
