@@ -7,22 +7,16 @@ teacher's whole distribution over a dense grid far better than the one trained o
 import importlib.util
 
 import pytest
-import torch
 
 from conftest import REPO
 
 
 @pytest.fixture(scope="module")
-def results():
+def results(one_torch_thread):
     spec = importlib.util.spec_from_file_location("dark_knowledge", REPO / "examples" / "dark_knowledge" / "experiment.py")
     experiment = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(experiment)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return experiment.run(seed=0)
-    finally:
-        torch.set_num_threads(threads)
+    return experiment.run(seed=0)
 
 
 @pytest.mark.slow

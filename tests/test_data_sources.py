@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_cli
+from conftest import ONE_THREAD, assert_one_line_error, run_cli
 from edgedistill.data import load_dataset
 from edgedistill.errors import UserError
 
@@ -129,14 +129,15 @@ def test_python_dataset_factory():
 @pytest.mark.slow
 def test_cli_bad_data_is_one_line_exit_2(tmp_path):
     np.savez(tmp_path / "wide.npz", x=np.zeros((40, 64), np.float32), y=np.arange(40) % 13)
-    proc = run_cli("distill", "--data", tmp_path / "wide.npz", "--out", tmp_path / "o", "--epochs", "1")
+    proc = run_cli("distill", "--data", tmp_path / "wide.npz", "--out", tmp_path / "o", "--epochs", "1", env=ONE_THREAD)
     assert_one_line_error(proc, "labels go up to 12", "10 classes")
 
     (tmp_path / "imgs" / "cat").mkdir(parents=True)
-    assert_one_line_error(run_cli("distill", "--data", tmp_path / "imgs", "--out", tmp_path / "o"), "is empty")
+    assert_one_line_error(run_cli("distill", "--data", tmp_path / "imgs", "--out", tmp_path / "o", env=ONE_THREAD), "is empty")
 
     text = _jsonl(tmp_path / "t.jsonl", [{"text": "hello", "label": 0}, {"text": "world", "label": 1}] * 10)
     proc = run_cli("distill", "--data", text, "--teacher", "edgedistill.zoo.text:encoder", "--student",
-                   "edgedistill.zoo.text:encoder", "--set", f"data.tokenizer='{MINILM}'", "--out", tmp_path / "o")
+                   "edgedistill.zoo.text:encoder", "--set", f"data.tokenizer='{MINILM}'", "--out", tmp_path / "o",
+                   env=ONE_THREAD)
     assert_one_line_error(proc, "vocabulary mismatch", "30522", "teacher's embedding has 64 rows")
     assert not (tmp_path / "o" / "student.pt").exists()

@@ -9,14 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import REPO, assert_one_line_error, run_cli
+from conftest import ONE_THREAD, REPO, assert_one_line_error, run_cli
 from edgedistill.config import load_config
 from edgedistill.data import load_dataset, split
 from edgedistill.distillation.trainer import predict_logits, train
 from edgedistill.modelref import count_parameters, load_model, save_checkpoint
 from edgedistill.stages import distill
 
-ENV = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}  # so subprocesses find deep_teacher
+ENV = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]), **ONE_THREAD}  # subprocesses find deep_teacher
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def deep_teacher(hidden: int = 48) -> nn.Module:
@@ -38,7 +39,7 @@ def teacher_ckpt(tmp_path_factory):
 def test_derived_student_with_feature_loss_from_config(teacher_ckpt, tmp_path):
     config = tmp_path / "pipeline.toml"
     config.write_text(f'out = "{tmp_path / "out"}"\n[teacher]\nmodel = "{teacher_ckpt}"\n[student]\nkeep_every = 2\n'
-                      '[distill]\nepochs = 8\n[[distill.losses.features]]\nstudent = "2"\nteacher = "3"\n'
+                      '[distill]\nepochs = 4\n[[distill.losses.features]]\nstudent = "2"\nteacher = "3"\n'
                       'loss = "cosine"\nweight = 0.5\n', encoding="utf-8")
     proc = run_cli("distill", "--config", config, env=ENV)
     assert proc.returncode == 0, proc.stderr
@@ -86,5 +87,5 @@ def test_inspect_teacher_prints_and_plots_each_temperature(teacher_ckpt, tmp_pat
     entropies = [float(part.split(":")[1].split()[0]) for part in summary.split("T=")[1:]]
     assert entropies == sorted(entropies) and entropies[-1] <= np.log(10)  # softer with T, bounded by log(classes)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
-    assert_one_line_error(run_cli("inspect-teacher", "-T", "0,2"), "temperatures must be > 0")
-    assert_one_line_error(run_cli("inspect-teacher", "--out", tmp_path), "has no trained weights")
+    assert_one_line_error(run_cli("inspect-teacher", "-T", "0,2", env=ONE_THREAD), "temperatures must be > 0")
+    assert_one_line_error(run_cli("inspect-teacher", "--out", tmp_path, env=ONE_THREAD), "has no trained weights")

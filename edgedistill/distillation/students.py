@@ -74,7 +74,7 @@ def derive_student(teacher: nn.Module, *, keep_every: int = 0, keep: Sequence[in
     for ``nn.Sequential``, ``children`` (kept child indices). ``sample`` inputs find a Sequential's blocks;
     ``children`` rebuilds a known recipe without them.
     """
-    student = copy.deepcopy(teacher).train()
+    student = copy.deepcopy(teacher).eval()  # eval: finding a Sequential's blocks must not move BatchNorm statistics
     if isinstance(student, nn.Sequential) and children:
         return nn.Sequential(*(student[i] for i in children)), {"layers": list(keep), "children": list(children)}
     found = layer_stack(student)

@@ -117,7 +117,7 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
     y = None if data.y is None else torch.as_tensor(data.y)
     teacher_train = teacher_val = None
     if teacher is not None:
-        objective = objective or DistillObjective(temperature, alpha)
+        objective = objective if objective is not None else DistillObjective(temperature, alpha)
         with frozen(teacher):
             teacher_train = teacher_outputs if teacher_outputs is not None else predict_logits(teacher, data.inputs)
             teacher_val = predict_logits(teacher, val.inputs) if val is not None and len(val) else None
