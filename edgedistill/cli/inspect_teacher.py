@@ -59,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
     print(temperature.describe(logits, args.temperature, labels, test.y, top=min(args.top, logits.shape[1]),
                                samples=shown))
     if args.plot:
-        print(f"plot: {temperature.plot(logits[:shown], args.temperature, args.plot, labels)}")
+        print(f"plot: {temperature.plot(logits, args.temperature, args.plot, labels, samples=shown)}")
     return 0

@@ -42,8 +42,9 @@ def describe(logits: np.ndarray, temperatures: Sequence[float], labels: Sequence
 
 
 def plot(logits: np.ndarray, temperatures: Sequence[float], path: Path, labels: Sequence[str] | None = None,
-         top: int = 10) -> Path:
-    """PNG: for each sample, its top classes' probabilities at each T; and mean entropy against T."""
+         top: int = 10, samples: int = 4) -> Path:
+    """PNG: for the first ``samples`` rows, the top classes' probabilities at each T; and the mean
+    entropy over all rows against T."""
     from edgedistill.errors import require
 
     require("matplotlib", "plot")
@@ -52,9 +53,9 @@ def plot(logits: np.ndarray, temperatures: Sequence[float], path: Path, labels: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(logits)
+    n = min(samples, len(logits))
     fig, axes = plt.subplots(1, n + 1, figsize=(3.2 * (n + 1), 3.0), squeeze=False)
-    for i, row in enumerate(logits):
+    for i, row in enumerate(logits[:n]):
         ax = axes[0][i]
         order = np.argsort(-row)[: min(top, len(row))]
         for t in temperatures:
@@ -69,7 +70,7 @@ def plot(logits: np.ndarray, temperatures: Sequence[float], path: Path, labels: 
     ax.axhline(np.log(logits.shape[1]), linestyle="--", color="grey")
     ax.set_xscale("log")
     ax.set_xlabel("T")
-    ax.set_title("mean entropy (nats)", fontsize=9)
+    ax.set_title(f"mean entropy over {len(logits)} samples (nats)", fontsize=9)
     fig.tight_layout()
     with atomic_path(Path(path)) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
