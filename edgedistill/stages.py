@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from edgedistill.calibrate import read as read_calibration
 from edgedistill.config import PipelineConfig
 from edgedistill.data import Splits, load_dataset, split
 from edgedistill.distillation.trainer import TrainResult, check_compatible, train
@@ -81,11 +82,12 @@ def export(config: PipelineConfig) -> list[Path]:
     teacher = load_model(config.teacher) if has_weights(config.teacher) else None
     check_compatible(teacher or student, student, splits.test)
     e = config.export
-    return export_student(student, formats_=e.formats, schemes=e.quantization, out_dir=Path(config.out) / "bundles",
+    calibration = read_calibration(e.calibration, splits.test.inputs) if e.calibration else None
+    return export_student(student, e.artifacts(), out_dir=Path(config.out) / "bundles",
                           train=splits.train, test=splits.test, calibration_samples=e.calibration_samples,
                           teacher=teacher, temperature=config.distill.temperature, dynamic_batch=e.dynamic_batch,
                           student_info={"checkpoint": config.student.model, "parameters": count_parameters(student)},
-                          options=e.options)
+                          calibration=calibration)
 
 
 def validate(config: PipelineConfig, bundles: list[Path]) -> Report:
