@@ -8,7 +8,6 @@ the tolerances validation applies to them. Adding a device class means adding on
 from __future__ import annotations
 
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,12 @@ class TargetProfile(_Section):
     tolerances: dict[str, Tolerance] = Field(default_factory=dict)
 
 
+BUILTIN = Path(__file__).parent / "targets"  # package data: present in a wheel install as in a checkout
+
+
 def builtin_names() -> list[str]:
     """Names of the profiles shipped with edgedistill."""
-    folder = resources.files("edgedistill") / "targets"
-    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return sorted(p.stem for p in BUILTIN.glob("*.toml"))
 
 
 def _read(name_or_path: str) -> tuple[str, dict[str, Any]]:
@@ -45,7 +46,7 @@ def _read(name_or_path: str) -> tuple[str, dict[str, Any]]:
             raise UserError(f"target profile not found: {path}")
         text, where = path.read_text(encoding="utf-8"), str(path)
     elif name_or_path in builtin_names():
-        text = (resources.files("edgedistill") / "targets" / f"{name_or_path}.toml").read_text(encoding="utf-8")
+        text = (BUILTIN / f"{name_or_path}.toml").read_text(encoding="utf-8")
         where = f"target {name_or_path}"
     else:
         raise UserError(f"unknown target {name_or_path!r}; available: {', '.join(builtin_names())} "
