@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from edgedistill.config import ModelRef, PipelineConfig
+from edgedistill.calibrate import read as read_calibration
+from edgedistill.config import PipelineConfig
 from edgedistill.data import Splits, load_dataset, split
 from edgedistill.distillation.recipe import (build_student, check_feature_names, derives_student, objective_for,
                                              teacher_outputs_for)
@@ -23,7 +24,7 @@ from edgedistill.errors import UserError
 from edgedistill.exporter import export_student
 from edgedistill.fileio import ensure_writable_dir
 from edgedistill.huggingface import hf_directory
-from edgedistill.modelref import count_parameters, factory_of, load_model, save_checkpoint
+from edgedistill.modelref import count_parameters, factory_of, has_weights, load_model, save_checkpoint
 from edgedistill.validation.harness import Report, validate_bundles
 from edgedistill.validation.report import write_reports
 
@@ -44,11 +45,6 @@ def load_splits(config: PipelineConfig) -> Splits:
     data = load_dataset(d.source, tokenizer=tokenizer, max_length=d.max_length, text_field=d.text_field,
                         label_field=d.label_field, image_size=d.image_size, image_mean=d.image_mean, image_std=d.image_std)
     return split(data, d.test_fraction, d.val_fraction, d.seed)
-
-
-def has_weights(ref: ModelRef) -> bool:
-    """Whether the reference carries trained weights (a checkpoint or a Hugging Face directory)."""
-    return bool(ref.checkpoint) or Path(ref.model).is_file() or hf_directory(ref.model) is not None
 
 
 def distill(config: PipelineConfig) -> DistillOutput:
@@ -106,11 +102,12 @@ def export(config: PipelineConfig) -> list[Path]:
     teacher = load_model(config.teacher) if has_weights(config.teacher) else None
     check_compatible(teacher or student, student, splits.test)
     e = config.export
-    return export_student(student, formats_=e.formats, schemes=e.quantization, out_dir=Path(config.out) / "bundles",
+    calibration = read_calibration(e.calibration, splits.test.inputs) if e.calibration else None
+    return export_student(student, e.artifacts(), out_dir=Path(config.out) / "bundles",
                           train=splits.train, test=splits.test, calibration_samples=e.calibration_samples,
                           teacher=teacher, temperature=config.distill.temperature, dynamic_batch=e.dynamic_batch,
                           student_info={"checkpoint": config.student.model, "parameters": count_parameters(student)},
-                          options=e.options)
+                          calibration=calibration)
 
 
 def validate(config: PipelineConfig, bundles: list[Path]) -> Report:

@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from edgedistill.data import take
     from edgedistill.distillation import temperature
     from edgedistill.distillation.trainer import predict_logits
-    from edgedistill.modelref import load_model
-    from edgedistill.stages import has_weights, load_splits
+    from edgedistill.modelref import has_weights, load_model
+    from edgedistill.stages import load_splits
 
     if not has_weights(config.teacher):
         raise UserError(f"teacher {config.teacher.model} has no trained weights: give a checkpoint "
