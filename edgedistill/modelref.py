@@ -79,8 +79,11 @@ def _load_weights(model: nn.Module, state: dict[str, Any], source: Path) -> None
 
 
 def names_checkpoint(ref: ModelRef) -> bool:
-    """True when ``ref.model`` is a checkpoint path rather than a ``package.module:function`` factory."""
-    return ":" not in ref.model or Path(ref.model).is_file()
+    """True when ``ref.model`` is a checkpoint path rather than a ``package.module:function`` factory
+    or a Hugging Face directory."""
+    from edgedistill.huggingface import hf_directory
+
+    return (":" not in ref.model and hf_directory(ref.model) is None) or Path(ref.model).is_file()
 
 
 def has_weights(ref: ModelRef) -> bool:
