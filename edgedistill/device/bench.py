@@ -10,6 +10,7 @@ one-line DeviceError; everything measured before it stays in the report.
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import tempfile
 import time
@@ -134,7 +135,7 @@ class BundleBench:
         cores = settings.cores or facts.big_cores
         self.mask = mask_of(cores) if cores else None
         self.threads = settings.threads or max(len(cores), 1)
-        binary = job.runner.name if job.runner else "remote_runner.py"
+        binary = re.sub(r"[^A-Za-z0-9._-]", "_", job.runner.name) if job.runner else "remote_runner.py"
         self.result = BundleResult(bundle=job.folder.name, format=job.manifest.format,
                                    quantization=job.manifest.quantization, runner=job.kind,
                                    model_sha256=job.manifest.sha256, model_size_bytes=job.manifest.size_bytes,
@@ -147,7 +148,8 @@ class BundleBench:
     def run(self) -> BundleResult:
         """The whole bundle; a DeviceError leaves what was measured in ``self.result``."""
         with tempfile.TemporaryDirectory(prefix="edgedistill-bench-") as tmp:
-            plan = runners.Plan(self.job.manifest, self.job.golden, Path(tmp), self.binary, self.threads)
+            plan = runners.Plan(self.job.manifest, self.job.golden, Path(tmp), self.binary, self.threads,
+                                options={"python": getattr(self.device, "python", "python3")})
             try:
                 self._push(plan)
                 self._time(plan)
@@ -244,13 +246,12 @@ class BundleBench:
 
 
 def remote_folders(root: str, jobs: list[BundleJob]) -> list[str]:
-    """One remote folder per bundle, named after it (a numbered suffix when two bundles share a name)."""
-    seen: dict[str, int] = {}
-    folders = []
-    for job in jobs:
-        n = seen[job.folder.name] = seen.get(job.folder.name, 0) + 1
-        folders.append(f"{root}/{job.folder.name}" + (f"-{n}" if n > 1 else ""))
-    return folders
+    """One remote folder per bundle: its name with anything but ``[A-Za-z0-9._-]`` replaced, numbered.
+
+    Safe names keep comma-separated runner flags (``--inputs a,b``) and scp globbing out of trouble;
+    the remote root itself may hold any character (every command quotes it).
+    """
+    return [f"{root}/{i + 1}-{re.sub(r'[^A-Za-z0-9._-]', '_', job.folder.name)}" for i, job in enumerate(jobs)]
 
 
 def check_runners(jobs: list[BundleJob], facts: DeviceFacts) -> None:

@@ -19,6 +19,10 @@ def _num(v: float | None, fmt: str = "{:.4f}") -> str:
     return "—" if v is None else fmt.format(v)
 
 
+def _escape(cell: str) -> str:
+    return cell.replace("|", "\\|")
+
+
 def _thermal(t: dict[str, Any] | None) -> str:
     return "—" if not t else t["status"]
 
@@ -65,7 +69,7 @@ def markdown(report: BenchReport) -> str:
                   f"big-core mask {d['big_core_mask']}", ""]
     results = report.results
     lines += ["| | " + " | ".join(r.bundle for r in results) + " |", "|---|" + "---|" * len(results)]
-    lines += [f"| {label.replace("|", "\\|")} | " + " | ".join(cell(r).replace("|", "\\|") for r in results) + " |" for label, cell in ROWS]
+    lines += ["| " + " | ".join(_escape(c) for c in [label, *(cell(r) for r in results)]) + " |" for label, cell in ROWS]
     s = report.settings
     lines += ["", f"Each process: {s['warmup']} warm-ups then {s['runs']} timed runs; {s['processes']} processes per bundle.",
               "", f"**{'PASS' if report.passed else 'FAIL'}**" + (f": {report.error}" if report.error else "")]
