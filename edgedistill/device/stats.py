@@ -36,18 +36,26 @@ def summarize(runs: list[Timings]) -> dict[str, float | None]:
         return {"n": int(x.size), "min": float(x.min()), "median": float(np.median(x)), "mean": float(x.mean()),
                 "p90": float(np.percentile(x, 90)), "p99": float(np.percentile(x, 99)),
                 "std": float(x.std()), "max": float(x.max())}
-    parts = [r.summary if r.summary else _summary_of(r.samples_ms) for r in runs]
-    parts = [p for p in parts if p.get("n")]
+    parts = [p for p in (r.summary or _summary_of(r.samples_ms) for r in runs) if p.get("n")]
     if not parts:
         return {k: None for k in STAT_KEYS}
+    return _pool(parts)
+
+
+def _pool(parts: list[dict[str, float]]) -> dict[str, float | None]:
+    """Combine per-process summaries; a figure missing from any process stays None."""
     n = sum(p["n"] for p in parts)
     mean = sum(p["mean"] * p["n"] for p in parts) / n
-    second = sum((p.get("std", 0.0) ** 2 + p["mean"] ** 2) * p["n"] for p in parts) / n
-    one = len(parts) == 1
-    return {"n": int(n), "min": min(p["min"] for p in parts), "max": max(p["max"] for p in parts),
-            "mean": mean, "std": math.sqrt(max(second - mean * mean, 0.0)),
-            "median": float(np.median([p["median"] for p in parts])) if all("median" in p for p in parts) else None,
-            "p90": parts[0].get("p90") if one else None, "p99": parts[0].get("p99") if one else None}
+    have = lambda key: all(p.get(key) is not None for p in parts)  # noqa: E731
+    std = None
+    if have("std"):
+        second = sum((p["std"] ** 2 + p["mean"] ** 2) * p["n"] for p in parts) / n
+        std = math.sqrt(max(second - mean * mean, 0.0))
+    one = parts[0] if len(parts) == 1 else {}
+    return {"n": int(n), "min": min(p["min"] for p in parts) if have("min") else None,
+            "median": float(np.median([p["median"] for p in parts])) if have("median") else None,
+            "mean": mean, "p90": one.get("p90"), "p99": one.get("p99"), "std": std,
+            "max": max(p["max"] for p in parts) if have("max") else None}
 
 
 def _summary_of(samples: list[float]) -> dict[str, float]:
