@@ -113,7 +113,7 @@ def cool_down(device: Transport, settings: BenchSettings) -> Thermal:
     deadline = time.monotonic() + settings.cooldown_max
     thermal = device.thermal(settings.timeout)
     while not thermal.normal and time.monotonic() < deadline:
-        log.info("%s: thermal status %s, cooling down", device.name, thermal.status)
+        log.debug("%s: thermal status %s, cooling down", device.name, thermal.status)
         time.sleep(min(THERMAL_POLL_S, max(deadline - time.monotonic(), 0.0)))
         thermal = device.thermal(settings.timeout)
     return thermal
@@ -139,7 +139,8 @@ class BundleBench:
         self.result = BundleResult(bundle=job.folder.name, format=job.manifest.format,
                                    quantization=job.manifest.quantization, runner=job.kind,
                                    model_sha256=job.manifest.sha256, model_size_bytes=job.manifest.size_bytes,
-                                   threads=self.threads, core_mask=self.mask or "all", warmup=settings.warmup)
+                                   threads=self.threads, core_mask=self.mask or "all", warmup=settings.warmup,
+                                   measured_on="fake-local" if facts.fake_local else "device")
         self.binary = binary
 
     def step(self, what: str) -> str:
@@ -215,7 +216,7 @@ class BundleBench:
         for k, inv in enumerate(invocations):
             self._push_inputs(inv.inputs, "push golden inputs")
             step = self.step(f"golden run {k + 1}/{len(invocations)}")
-            done = self.device.run(_in_folder(self.remote, inv.argv), step=step, timeout=self.s.timeout)
+            done = self.device.run(_in_folder(self.remote, inv.argv, self.mask), step=step, timeout=self.s.timeout)
             (self.raw / f"golden-{k + 1}.log").write_text(done.output)
             for name in inv.outputs:
                 local = self.raw / name
@@ -228,7 +229,8 @@ class BundleBench:
             self.device.run(["rm", "-rf", self.remote], step=self.step("clean up"), timeout=self.s.timeout)
             self.result.remote_removed = True
         except DeviceError as exc:
-            log.warning("%s: remote folder %s not removed: %s", self.device.name, self.remote, exc.reason)
+            # the report says so (remote_removed false); the session's own error stays the one line
+            log.debug("%s: remote folder %s not removed: %s", self.device.name, self.remote, exc.reason)
 
     def _validate(self, logits: np.ndarray | None) -> None:
         if logits is None:

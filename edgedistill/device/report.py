@@ -68,7 +68,7 @@ def markdown(report: BenchReport) -> str:
         lines += [f"{d['model']} · {d['soc']} · {d['abi']} · {d['os']} · {d['cores']} cores, "
                   f"big-core mask {d['big_core_mask']}", ""]
     results = report.results
-    lines += ["| | " + " | ".join(r.bundle for r in results) + " |", "|---|" + "---|" * len(results)]
+    lines += ["| | " + " | ".join(_escape(r.bundle) for r in results) + " |", "|---|" + "---|" * len(results)]
     lines += ["| " + " | ".join(_escape(c) for c in [label, *(cell(r) for r in results)]) + " |" for label, cell in ROWS]
     s = report.settings
     lines += ["", f"Each process: {s['warmup']} warm-ups then {s['runs']} timed runs; {s['processes']} processes per bundle.",

@@ -67,16 +67,26 @@ def run_session(device: Transport, bundles: list[Path], *, out: Path, settings: 
         for job, remote in zip(jobs, remote_folders(device.remote_root, jobs)):
             raw = ensure_writable_dir(out / "raw" / job.folder.name)
             bench = BundleBench(device, facts, job, settings, tolerances, raw, remote)
-            log.info("%s: %s with %s", device.name, job.folder.name, job.kind)
+            log.debug("%s: %s with %s", device.name, job.folder.name, job.kind)
             try:
                 report.results.append(bench.run())
-            except DeviceError:
+            except DeviceError as exc:
+                bench.result.error = str(exc)
                 report.results.append(bench.result)
                 raise
-        device.run(f"rmdir {shlex.quote(device.remote_root)} 2>/dev/null; true", step="clean up", timeout=settings.timeout)
     except DeviceError as exc:
         report.error = str(exc)
-        write_bench_reports(report, out)
         raise
-    write_bench_reports(report, out)
+    finally:
+        if report.device is not None:
+            _remove_root(device, settings.timeout)
+        write_bench_reports(report, out)
     return report
+
+
+def _remove_root(device: Transport, timeout: float) -> None:
+    """Remove the (now empty) remote root; a device that is gone keeps it, and the report says why."""
+    try:
+        device.run(f"rmdir {shlex.quote(device.remote_root)} 2>/dev/null; true", step="clean up", timeout=timeout)
+    except DeviceError as exc:
+        log.debug("%s: %s not removed: %s", device.name, device.remote_root, exc.reason)
