@@ -120,8 +120,8 @@ def test_each_fault_is_one_line_exit_2_and_keeps_completed_runs(tmp_path, bundle
         assert not (root / "data/local/tmp/edgedistill").exists(), "remote folder left behind after the fault"
 
 
-def _onnx_bundle(folder: Path, golden_from: Path) -> Path:
-    """A hand-made ONNX bundle (x @ W): exercises the ONNX runner without the ONNX format module."""
+def _tiny_bundle(folder: Path, fmt: str, golden_from: Path) -> Path:
+    """A hand-made x @ W bundle in ``fmt`` (onnx or litert): runs those runners without their format modules."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -130,33 +130,44 @@ def _onnx_bundle(folder: Path, golden_from: Path) -> Path:
     from edgedistill.fileio import sha256_file
 
     folder.mkdir()
-    weights = numpy_helper.from_array(np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32), "W")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["logits"])], "tiny",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], [weights])
-    model = folder / "model.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), model)
+    if fmt == "onnx":
+        weights = numpy_helper.from_array(np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32), "W")
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["logits"])], "tiny",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
+                                  [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], [weights])
+        model = folder / "model.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), model)
+    else:
+        model = folder / "model.tflite"
+        shutil.copy(Path(__file__).parent / "fixtures" / "device" / "tiny_linear.tflite", model)
+    batch = "batch" if fmt == "onnx" else 1
     shutil.copytree(golden_from / "golden", folder / "golden")
-    write_manifest(folder, Manifest(format="onnx", backend="cpu", quantization="fp32", model_file=model.name,
+    write_manifest(folder, Manifest(format=fmt, backend="cpu", quantization="fp32", model_file=model.name,
                                     sha256=sha256_file(model), size_bytes=model.stat().st_size,
-                                    inputs=[TensorSpec(name="x", shape=["batch", 64], dtype="float32")],
-                                    outputs=[TensorSpec(name="logits", shape=["batch", 10], dtype="float32")],
-                                    num_classes=10, dynamic_batch=True, max_batch=1024, golden={"count": 64}))
+                                    inputs=[TensorSpec(name="x", shape=[batch, 64], dtype="float32")],
+                                    outputs=[TensorSpec(name="logits", shape=[batch, 10], dtype="float32")],
+                                    num_classes=10, dynamic_batch=fmt == "onnx", max_batch=1024 if fmt == "onnx" else 1,
+                                    golden={"count": 64}))
     return folder
 
 
-def test_onnxruntime_perf_test_runner_through_fake_adb(tmp_path, bundles):
-    bundle = _onnx_bundle(tmp_path / "tiny-onnx-fp32", bundles["fp32"])
+TOOLS = [("onnx", "onnxruntime_perf_test", "f0 ./onnxruntime_perf_test -m times -r 30 -x 4 -I model.onnx"),
+         ("litert", "benchmark_model", "f0 ./benchmark_model --graph=model.tflite --num_threads=4 --num_runs=30 "
+          "--warmup_runs=5 --min_secs=0 --warmup_min_secs=0 --use_xnnpack=true")]
+
+
+@pytest.mark.parametrize("fmt,tool,command", TOOLS, ids=[t[1] for t in TOOLS])
+def test_summary_only_runners_through_fake_adb(tmp_path, bundles, fmt, tool, command):
+    bundle = _tiny_bundle(tmp_path / f"tiny-{fmt}-fp32", fmt, bundles["fp32"])
     root, out = tmp_path / "phone", tmp_path / "out"
-    proc = run_cli("bench", bundle, "--device", "adb", "--runner", FAKE / "runners" / "onnxruntime_perf_test",
+    proc = run_cli("bench", bundle, "--device", "adb", "--runner", FAKE / "runners" / tool,
                    "--runs", "30", "--processes", "2", "--out", out, env=phone_env(root))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads((out / "bench.json").read_text())["results"][0]
-    assert result["runner"] == "onnxruntime_perf_test" and result["measured_on"] == "fake-local"
+    assert result["runner"] == tool and result["measured_on"] == "fake-local"
     latency = result["latency_ms"]
     assert latency["n"] == 60 and 0 < latency["min"] <= latency["median"] <= latency["max"]
-    assert latency["p90"] is None, "two processes' P90s cannot be pooled; nothing may be made up"
-    assert result["load_ms"] > 0 and result["peak_memory_mb"] > 0
+    assert latency["p90"] is None, "two processes' percentiles cannot be pooled; nothing may be made up"
+    assert result["load_ms"] > 0 and result["first_inference_ms"] is not None
     assert result["validation"] is None and "writes no outputs" in result["validation_note"]
-    pinned = (root / ".taskset-log").read_text().splitlines()
-    assert pinned[0] == "f0 ./onnxruntime_perf_test -m times -r 30 -x 4 -I model.onnx"
+    assert (root / ".taskset-log").read_text().splitlines()[0] == command
