@@ -54,37 +54,15 @@ def _cores(items: list[str] | None) -> list[int] | None:
         raise UserError(f"--cores takes core numbers like 4,5,6,7, got {','.join(items)}") from None
 
 
-def open_device(spec: str, args: argparse.Namespace, timeout: float):
-    """The transport a --device spec names."""
-    if spec == "adb" or spec.startswith("adb:"):
-        from edgedistill.device.adb import AdbDevice
-
-        device = AdbDevice(spec[4:] or None, timeout=timeout)
-    elif spec.startswith("ssh://"):
-        from edgedistill.device.ssh import SshDevice
-
-        device = SshDevice.from_url(spec, identity=args.identity, known_hosts=args.known_hosts,
-                                    python=args.remote_python, timeout=timeout)
-    else:
-        raise UserError(f"--device {spec!r}: use adb, adb:SERIAL or ssh://user@host[:port]")
-    if args.remote_dir:
-        device.remote_root = args.remote_dir.rstrip("/")
-    return device
-
-
 def run(args: argparse.Namespace) -> int:
     config = common.resolve(args, FLAGS)
     if common.dry_run(args, config):
         return 0
-    from edgedistill.device.bench import BenchSettings
+    from edgedistill import bench
     from edgedistill.device.report import markdown
-    from edgedistill.device.session import run_session
 
-    b = config.bench
-    settings = BenchSettings(warmup=b.warmup, runs=b.runs, processes=b.processes, threads=b.threads,
-                             cores=_cores(args.cores), cooldown=b.cooldown, cooldown_max=b.cooldown_max, timeout=b.timeout)
-    device = open_device(args.device, args, b.timeout)
-    report = run_session(device, args.bundles, out=Path(config.out), settings=settings,
-                         tolerances=config.validate_.tolerances, runner=args.runner, runner_kind=args.runner_kind)
+    report = bench(args.bundles, args.device, runner=args.runner, config=config, identity=args.identity,
+                   known_hosts=args.known_hosts, remote_python=args.remote_python, runner_kind=args.runner_kind,
+                   cores=_cores(args.cores), remote_dir=args.remote_dir)
     print(markdown(report), end="")
     return 0 if report.passed else 1

@@ -17,6 +17,7 @@ from edgedistill.device.bench import (BenchSettings, BundleBench, BundleResult, 
                                       remote_folders)
 from edgedistill.device.facts import DeviceFacts
 from edgedistill.device.transport import DeviceError, Transport
+from edgedistill.errors import UserError
 from edgedistill.fileio import ensure_writable_dir
 
 log = logging.getLogger("edgedistill")
@@ -48,6 +49,24 @@ class BenchReport:
                 "note": FAKE_LOCAL_NOTE if self.measured_on == "fake-local" else None,
                 "passed": self.passed, "error": self.error, "device": self.device, "settings": self.settings,
                 "results": [asdict(r) for r in self.results]}
+
+
+def open_device(spec: str, *, identity: Path | None = None, known_hosts: Path | None = None,
+                python: str = "python3", timeout: float = 30.0, remote_dir: str | None = None) -> Transport:
+    """The transport a device spec names: ``adb``, ``adb:SERIAL`` or ``ssh://user@host[:port]``."""
+    if spec == "adb" or spec.startswith("adb:"):
+        from edgedistill.device.adb import AdbDevice
+
+        device: Transport = AdbDevice(spec[4:] or None, timeout=timeout)
+    elif spec.startswith("ssh://"):
+        from edgedistill.device.ssh import SshDevice
+
+        device = SshDevice.from_url(spec, identity=identity, known_hosts=known_hosts, python=python, timeout=timeout)
+    else:
+        raise UserError(f"--device {spec!r}: use adb, adb:SERIAL or ssh://user@host[:port]")
+    if remote_dir:
+        device.remote_root = remote_dir.rstrip("/") or "/"
+    return device
 
 
 def run_session(device: Transport, bundles: list[Path], *, out: Path, settings: BenchSettings,
