@@ -64,7 +64,7 @@ def bench(bundles: list[str | Path], device: str = "adb", *, runner: str | Path 
     Settings come from the config's ``[bench]`` section; the report (``bench.json``, ``bench.md``)
     goes to ``config.out``. A failing device step raises ``DeviceError`` after the report is written.
     """
-    from edgedistill.device.bench import BenchSettings
+    from edgedistill.device.jobs import BenchSettings
     from edgedistill.device.session import open_device, run_session
 
     cfg = _config(config, overrides)

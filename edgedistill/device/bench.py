@@ -10,7 +10,6 @@ one-line DeviceError; everything measured before it stays in the report.
 from __future__ import annotations
 
 import logging
-import re
 import shlex
 import tempfile
 import time
@@ -20,43 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from edgedistill.bundle import Manifest, read_bundle, read_golden
 from edgedistill.config import Tolerance
 from edgedistill.device import runners
-from edgedistill.device.elf import check_abi
 from edgedistill.device.facts import DeviceFacts, Thermal, mask_of
+from edgedistill.device.jobs import BenchSettings, BundleJob, safe_name
 from edgedistill.device.stats import Timings, first_of, summarize
 from edgedistill.device.transport import DeviceError, Transport
 from edgedistill.errors import UserError
 
 log = logging.getLogger("edgedistill")
 THERMAL_POLL_S = 5.0
-
-
-@dataclass
-class BenchSettings:
-    """How to measure (see ``edgedistill bench --help``)."""
-
-    warmup: int = 5
-    runs: int = 20
-    processes: int = 3
-    threads: int | None = None  # default: one per big core
-    cores: list[int] | None = None  # default: the big cores
-    cooldown: float | None = None  # fixed seconds; None = wait for normal thermal status
-    cooldown_max: float = 120.0
-    timeout: float = 120.0
-
-
-@dataclass
-class BundleJob:
-    """A bundle read and checked before any device work."""
-
-    folder: Path
-    manifest: Manifest
-    model: Path
-    golden: dict[str, np.ndarray]
-    kind: str
-    runner: Path | None
 
 
 @dataclass
@@ -85,24 +57,6 @@ class BundleResult:
     remote_removed: bool = False
     measured_on: str = "device"
     error: str | None = None
-
-
-def prepare_jobs(bundles: list[Path], runner: Path | None, runner_kind: str | None,
-                 default_kind: str | None) -> list[BundleJob]:
-    """Read every bundle and pick its runner before touching the device (bad input fails fast)."""
-    if runner is not None and not Path(runner).is_file():
-        raise UserError(f"runner not found: {runner}")
-    jobs = []
-    for folder in bundles:
-        manifest, model = read_bundle(folder)
-        kind = runner_kind or runners.detect(runner, manifest.format, default_kind)
-        module = runners.get(kind)
-        if manifest.format not in module.FORMATS:
-            raise UserError(f"runner {kind} does not run {manifest.format} bundles ({Path(folder).name})")
-        if runner is None and kind != "python":
-            raise UserError(f"bundle {Path(folder).name} needs a device-built {kind}: give it with --runner PATH")
-        jobs.append(BundleJob(Path(folder), manifest, model, read_golden(folder), kind, runner))
-    return jobs
 
 
 def cool_down(device: Transport, settings: BenchSettings) -> Thermal:
@@ -135,7 +89,7 @@ class BundleBench:
         cores = settings.cores or facts.big_cores
         self.mask = mask_of(cores) if cores else None
         self.threads = settings.threads or max(len(cores), 1)
-        binary = re.sub(r"[^A-Za-z0-9._-]", "_", job.runner.name) if job.runner else "remote_runner.py"
+        binary = safe_name(job.runner.name) if job.runner else "remote_runner.py"
         self.result = BundleResult(bundle=job.folder.name, format=job.manifest.format,
                                    quantization=job.manifest.quantization, runner=job.kind,
                                    model_sha256=job.manifest.sha256, model_size_bytes=job.manifest.size_bytes,
@@ -245,18 +199,3 @@ class BundleBench:
         self.result.validation = {"passed": row.passed, "samples": report.samples, "vs_teacher": row.vs_teacher,
                                   "vs_student": row.vs_student, "accuracy": row.accuracy,
                                   "checks": [vars(c) for c in row.checks], "outputs": str(path)}
-
-
-def remote_folders(root: str, jobs: list[BundleJob]) -> list[str]:
-    """One remote folder per bundle: its name with anything but ``[A-Za-z0-9._-]`` replaced, numbered.
-
-    Safe names keep comma-separated runner flags (``--inputs a,b``) and scp globbing out of trouble;
-    the remote root itself may hold any character (every command quotes it).
-    """
-    return [f"{root}/{i + 1}-{re.sub(r'[^A-Za-z0-9._-]', '_', job.folder.name)}" for i, job in enumerate(jobs)]
-
-
-def check_runners(jobs: list[BundleJob], facts: DeviceFacts) -> None:
-    """Every device-built runner must match the device's ABI before anything is pushed."""
-    for job in {j.runner for j in jobs if j.runner is not None}:
-        check_abi(job, facts.abilist)

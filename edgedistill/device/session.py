@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from edgedistill.config import Tolerance
-from edgedistill.device.bench import (BenchSettings, BundleBench, BundleResult, check_runners, prepare_jobs,
-                                      remote_folders)
+from edgedistill.device.bench import BundleBench, BundleResult
+from edgedistill.device.jobs import BenchSettings, check_runners, prepare_jobs, remote_folders
 from edgedistill.device.facts import DeviceFacts
 from edgedistill.device.transport import DeviceError, Transport
 from edgedistill.errors import UserError
