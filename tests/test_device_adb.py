@@ -171,3 +171,29 @@ def test_summary_only_runners_through_fake_adb(tmp_path, bundles, fmt, tool, com
     assert result["load_ms"] > 0 and result["first_inference_ms"] is not None
     assert result["validation"] is None and "writes no outputs" in result["validation_note"]
     assert (root / ".taskset-log").read_text().splitlines()[0] == command
+
+
+def test_runner_for_another_abi_is_refused_before_any_push(tmp_path, bundles):
+    host_binary = tmp_path / "executor_runner"
+    shutil.copy(shutil.which("true"), host_binary)  # an ELF for this machine, not for the arm64 "phone"
+    root = tmp_path / "phone"
+    proc = run_cli("bench", bundles["fp32"], "--device", "adb", "--runner", host_binary, "--out", tmp_path / "out",
+                   env=phone_env(root))
+    assert_one_line_error(proc, "is built for", "but the device runs arm64-v8a")
+    pushes = [line for line in (root / ".adb-log").read_text().splitlines() if '"push"' in line]
+    assert not pushes
+
+
+@pytest.mark.slow
+def test_older_executor_runner_at_the_batch_bound_after_cooling_down(tmp_path, bundles):
+    """An executor_runner without --input_shapes (1.0-1.2 log format), on a phone that starts warm."""
+    root, out = tmp_path / "phone", tmp_path / "out"
+    proc, report = bench(phone_env(root, FAKE_ET_FORMAT="total", FAKE_ADB_THERMAL="2,0"), out, bundles["fp32"],
+                         extra=("--warmup", "1", "--runs", "2", "--processes", "1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = report["results"][0]
+    assert result["thermal_before"]["normal"] and int((root / ".thermal-count").read_text()) >= 3
+    assert result["batch"] == 1024, "without --input_shapes a dynamic program runs at its bound, and says so"
+    assert result["latency_ms"]["n"] == 3 and result["latency_ms"]["mean"] > 0
+    assert result["latency_ms"]["median"] is None and result["first_inference_ms"] is None  # not printed: not made up
+    assert result["validation"]["passed"], "outputs at the bound are trimmed to the golden rows"
