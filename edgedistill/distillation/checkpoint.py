@@ -1,0 +1,140 @@
+"""Training checkpoints for exact resume: everything that decides the rest of a run, and nothing else.
+
+A checkpoint holds the student's weights (current and best-so-far), the optimizer and scheduler
+state, every random-number state (torch, CUDA, numpy, python, and the generator that shuffles
+the data), the data position (epoch, step within it, and that epoch's permutation), the epoch's
+running totals and the history. It never holds the teacher: the teacher is named by a fingerprint
+of its weights, so a resume with another teacher is refused instead of silently mixing runs.
+
+Files are written atomically (temporary sibling, then rename), so a SIGKILL leaves the previous
+checkpoint intact; they load with ``weights_only=True``, so a checkpoint can never run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgedistill.errors import UserError
+from edgedistill.fileio import atomic_path
+from edgedistill.modelref import read_checkpoint
+
+KIND = "edgedistill.training-state/1"
+
+
+@dataclass
+class Progress:
+    """Where a run is: the data position, this epoch's running totals, and the best epoch so far."""
+
+    epoch: int = 1  # the epoch being trained, 1-based
+    step: int = 0  # optimizer steps done within it
+    global_step: int = 0
+    order: torch.Tensor | None = None  # this epoch's permutation of the training rows
+    loss_sum: float = 0.0
+    agree: float = 0.0
+    seen: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    since_best: int = 0  # epochs without improvement, for early stopping
+    finished: bool = False
+
+
+def digest(*parts: Any) -> str:
+    """sha256 over tensors, arrays and strings (weights, data), for telling runs apart."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            part = part.detach().cpu().contiguous().numpy() if part.dtype != torch.bfloat16 else part.float().numpy()
+        h.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else str(part).encode())
+    return h.hexdigest()[:16]
+
+
+def module_digest(model: nn.Module) -> str:
+    """Fingerprint of a model's weights (names, shapes and values)."""
+    return digest(*(x for k, v in model.state_dict().items() for x in (k, v)))
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": [py_version, list(py_internal), py_gauss],
+        "data": generator.get_state(),
+    }
+
+
+def _restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    generator.set_state(state["data"])
+
+
+def save(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, progress: Progress,
+         generator: torch.Generator, fingerprint: dict[str, Any]) -> Path:
+    """Write the training state atomically (a kill during the write leaves the previous file intact)."""
+    payload = {
+        "kind": KIND,
+        "fingerprint": fingerprint,
+        "student": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "progress": asdict(progress),
+        "rng": _rng_state(generator),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+            generator: torch.Generator, fingerprint: dict[str, Any]) -> Progress:
+    """Load a checkpoint written by ``save`` for this same run into the objects; returns the progress.
+
+    A corrupt file, a file that is not a training checkpoint, or one from a different run (other
+    student, teacher, data or settings) is a one-line UserError.
+    """
+    data = read_checkpoint(path)
+    if data.get("kind") != KIND:
+        found = data.get("kind") or "a plain state dict"
+        raise UserError(f"{path} is not an edgedistill training checkpoint (found {found}); "
+                        f"--resume takes a file from <out>/checkpoints/")
+    saved = data.get("fingerprint", {})
+    for key, value in fingerprint.items():
+        if saved.get(key) != value:
+            raise UserError(f"checkpoint {path} belongs to a different run: {key} is {_short(saved.get(key))} "
+                            f"there but {_short(value)} here")
+    try:
+        model.load_state_dict(data["student"])
+        optimizer.load_state_dict(data["optimizer"])
+        scheduler.load_state_dict(data["scheduler"])
+        known = {f.name for f in fields(Progress)}
+        progress = Progress(**{k: v for k, v in data["progress"].items() if k in known})
+        _restore_rng(data["rng"], generator)
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise UserError(f"checkpoint {path} is incomplete or damaged: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:160] if str(exc) else ''}") from None
+    return progress
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
