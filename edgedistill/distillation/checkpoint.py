@@ -105,12 +105,11 @@ def save(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, sche
     return path
 
 
-def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-            generator: torch.Generator, fingerprint: dict[str, Any]) -> Progress:
-    """Load a checkpoint written by ``save`` for this same run into the objects; returns the progress.
+def load_verified(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """Read a checkpoint written by ``save`` and check it belongs to this run (same ``fingerprint``).
 
     A corrupt file, a file that is not a training checkpoint, or one from a different run (other
-    student, teacher, data or settings) is a one-line UserError.
+    student, teacher, data or settings) is a one-line UserError naming what differs.
     """
     data = read_checkpoint(path)
     if data.get("kind") != KIND:
@@ -122,6 +121,12 @@ def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, s
         if saved.get(key) != value:
             raise UserError(f"checkpoint {path} belongs to a different run: {key} is {_short(saved.get(key))} "
                             f"there but {_short(value)} here")
+    return data
+
+
+def restore(data: dict[str, Any], *, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+            generator: torch.Generator, **_: Any) -> Progress:
+    """Put a verified checkpoint's state into the run's objects; returns where the run stood."""
     try:
         model.load_state_dict(data["student"])
         optimizer.load_state_dict(data["optimizer"])
@@ -130,7 +135,7 @@ def restore(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, s
         progress = Progress(**{k: v for k, v in data["progress"].items() if k in known})
         _restore_rng(data["rng"], generator)
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise UserError(f"checkpoint {path} is incomplete or damaged: {type(exc).__name__}: "
+        raise UserError(f"checkpoint is incomplete or damaged: {type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:160] if str(exc) else ''}") from None
     return progress
 

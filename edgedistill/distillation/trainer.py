@@ -176,6 +176,8 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
     y = None if data.y is None else torch.as_tensor(data.y)
     steps_per_epoch = math.ceil(n / s.batch_size)
 
+    fingerprint = run_fingerprint(model, data, teacher, s) if checkpoint_path or resume else {}
+    saved = checkpoint.load_verified(Path(resume), fingerprint) if resume is not None else None  # before any work
     with contextlib.ExitStack() as stack:
         stack.enter_context(on_device(model, device))
         teacher_val = None
@@ -187,11 +189,10 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
         optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         scheduler = warmup_cosine(optimizer, s.epochs * steps_per_epoch, s.warmup_fraction)
         generator = torch.Generator().manual_seed(s.seed)  # shuffles the data; saved in checkpoints
-        fingerprint = run_fingerprint(model, data, teacher, s) if checkpoint_path or resume else {}
         state = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=generator, fingerprint=fingerprint)
         progress = Progress()
-        if resume is not None:
-            progress = checkpoint.restore(Path(resume), **state)
+        if saved is not None:
+            progress = checkpoint.restore(saved, **state)
             if not dist.is_writer:  # the checkpoint holds the whole job's running totals; rank 0 carries them
                 progress.loss_sum = progress.agree = progress.seen = 0.0
             if dist.is_writer:
