@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgedistill.data import Dataset
+from edgedistill.distillation.distributed import Dist
 from edgedistill.errors import UserError
 from edgedistill.fileio import atomic_path
 from edgedistill.modelref import read_checkpoint
@@ -47,6 +49,22 @@ class Progress:
     best_state: dict[str, torch.Tensor] | None = None
     since_best: int = 0  # epochs without improvement, for early stopping
     finished: bool = False
+
+    def end_epoch(self, row: dict[str, float], model: nn.Module, patience: int, epochs: int) -> bool:
+        """Record an evaluated epoch, keep the weights if it is the best so far (validation accuracy, else
+        agreement, else lowest loss), and move to the next epoch. True when early stopping ends the run."""
+        self.history.append(row)
+        score = row.get("val_acc", row.get("val_agree", -row["loss"]))
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.since_best = score, self.epoch, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            self.since_best += 1
+        stop_early = 0 < patience <= self.since_best
+        self.finished = stop_early or self.epoch == epochs
+        self.epoch, self.step = self.epoch + 1, 0
+        self.loss_sum = self.agree = self.seen = 0.0
+        return stop_early
 
 
 def digest(*parts: Any) -> str:
@@ -103,6 +121,22 @@ def save(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, sche
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
+
+
+def fingerprint(model: nn.Module, data: Dataset, teacher: nn.Module | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint must share with this run to be resumed by it (student shape, teacher, data, settings)."""
+    shapes = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+    labels = data.y if data.y is not None else "no labels"
+    kept = {f"distill.{k}": v for k, v in settings.items() if k not in ("checkpoint_every", "device")}
+    return {"student architecture": digest(*shapes), "data": digest(*data.inputs.values(), labels),
+            "teacher weights": module_digest(teacher) if teacher is not None else None, **kept}
+
+
+def save_from_job(path: Path, dist: Dist, device: torch.device, progress: Progress, state: dict[str, Any]) -> None:
+    """Every rank joins the sum of the epoch's running totals; rank 0 writes them with the rest of the state."""
+    loss_sum, agree, seen = dist.sum([progress.loss_sum, progress.agree, progress.seen], device)
+    if dist.is_writer:
+        save(path, progress=replace(progress, loss_sum=loss_sum, agree=agree, seen=seen), **state)
 
 
 def load_verified(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:

@@ -176,7 +176,7 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
     y = None if data.y is None else torch.as_tensor(data.y)
     steps_per_epoch = math.ceil(n / s.batch_size)
 
-    fingerprint = run_fingerprint(model, data, teacher, s) if checkpoint_path or resume else {}
+    fingerprint = checkpoint.fingerprint(model, data, teacher, asdict(s)) if checkpoint_path or resume else {}
     saved = checkpoint.load_verified(Path(resume), fingerprint) if resume is not None else None  # before any work
     with contextlib.ExitStack() as stack:
         stack.enter_context(on_device(model, device))
@@ -195,7 +195,7 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
             progress = checkpoint.restore(saved, **state)
             if not dist.is_writer:  # the checkpoint holds the whole job's running totals; rank 0 carries them
                 progress.loss_sum = progress.agree = progress.seen = 0.0
-            if dist.is_writer:
+            else:
                 log.info("%s: resumed from %s at epoch %d, step %d", desc, resume, progress.epoch, progress.step)
         net = dist.wrap(model, device)
         report = EpochReporter(desc, s.epochs, steps_per_epoch, progress.global_step, enabled=dist.is_writer)
@@ -233,26 +233,16 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
                 report.step(progress)
                 if checkpoint_path and s.checkpoint_every and progress.global_step % s.checkpoint_every == 0 \
                         and progress.step < steps_per_epoch:  # the epoch's end writes its own, after evaluation
-                    save_checkpoint(checkpoint_path, dist, device, progress, state)
+                    checkpoint.save_from_job(checkpoint_path, dist, device, progress, state)
 
             loss_sum, agree, seen = dist.sum([progress.loss_sum, progress.agree, progress.seen], device)
             row = {"epoch": progress.epoch, "loss": loss_sum / seen, **evaluate(model, val, teacher_val)}
             if teacher_logits is not None:
                 row["train_agree"] = agree / seen
             row["samples_per_s"] = (progress.seen - seen_before) * dist.world / (time.perf_counter() - started)
-            progress.history.append(row)
-            score = row.get("val_acc", row.get("val_agree", -row["loss"]))
-            if score > progress.best_score:
-                progress.best_score, progress.best_epoch, progress.since_best = score, progress.epoch, 0
-                progress.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            else:
-                progress.since_best += 1
-            stop_early = 0 < s.patience <= progress.since_best
-            progress.finished = stop_early or progress.epoch == s.epochs
-            progress.epoch, progress.step = progress.epoch + 1, 0
-            progress.loss_sum = progress.agree = progress.seen = 0.0
+            stop_early = progress.end_epoch(row, model, s.patience, s.epochs)
             if checkpoint_path:
-                save_checkpoint(checkpoint_path, dist, device, progress, state)
+                checkpoint.save_from_job(checkpoint_path, dist, device, progress, state)
             report.epoch(row, stop_early)
 
         report.close()
@@ -260,23 +250,6 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
             model.load_state_dict(progress.best_state)
     stopped_early = bool(progress.history) and progress.history[-1]["epoch"] < s.epochs
     return TrainResult(progress.history, progress.best_epoch, stopped_early)
-
-
-def run_fingerprint(model: nn.Module, data: Dataset, teacher: nn.Module | None, s: TrainSettings) -> dict[str, Any]:
-    """What a checkpoint must share with this run to be resumed by it (student shape, teacher, data, settings)."""
-    shapes = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
-    labels = data.y if data.y is not None else "no labels"
-    settings = {f"distill.{k}": v for k, v in asdict(s).items() if k not in ("checkpoint_every", "device")}
-    return {"student architecture": checkpoint.digest(*shapes), "data": checkpoint.digest(*data.inputs.values(), labels),
-            "teacher weights": checkpoint.module_digest(teacher) if teacher is not None else None, **settings}
-
-
-def save_checkpoint(path: Path, dist: distributed.Dist, device: torch.device, progress: Progress,
-                    state: dict[str, Any]) -> None:
-    """Every rank joins the sum of the running totals; rank 0 writes the file."""
-    loss_sum, agree, seen = dist.sum([progress.loss_sum, progress.agree, progress.seen], device)
-    if dist.is_writer:
-        checkpoint.save(path, progress=replace(progress, loss_sum=loss_sum, agree=agree, seen=seen), **state)
 
 
 def diverged(desc: str, progress: Progress, loss: float, grad_norm: float, checkpoint_path: Path | None) -> UserError:
