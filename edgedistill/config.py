@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -59,6 +59,13 @@ class DistillConfig(_Section):
     lr: float = Field(1e-2, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     seed: int = 0
+    warmup_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of steps warming the lr up, then cosine")
+    grad_clip: float = Field(1.0, ge=0.0, description="max global gradient norm; 0 = no clipping")
+    patience: int = Field(0, ge=0, description="stop after N epochs without a better validation score; 0 = never")
+    checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N steps (always at each epoch's end)")
+    resume: str | None = Field(None, description="training checkpoint to continue from; 'last' = <out>/checkpoints/last.pt")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = Field(True, description="bf16 autocast when training on a GPU (CPU always trains in fp32)")
 
 
 class ArtifactSpec(_Section):
