@@ -8,7 +8,7 @@ and the Python API both call these, so the Python API gets every check the CLI h
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -16,10 +16,11 @@ import torch
 from edgedistill.calibrate import read as read_calibration
 from edgedistill.config import PipelineConfig
 from edgedistill.data import Splits, load_dataset, split
+from edgedistill.distillation.distributed import process_group
 from edgedistill.distillation.recipe import (build_student, check_feature_names, derives_student, objective_for,
                                              teacher_outputs_for)
 from edgedistill.distillation.students import check_vocabulary
-from edgedistill.distillation.trainer import TrainResult, check_compatible, train
+from edgedistill.distillation.trainer import TrainResult, TrainSettings, check_compatible, train
 from edgedistill.errors import UserError
 from edgedistill.exporter import export_student
 from edgedistill.fileio import ensure_writable_dir
@@ -48,8 +49,29 @@ def load_splits(config: PipelineConfig) -> Splits:
 
 
 def distill(config: PipelineConfig) -> DistillOutput:
-    """Train the teacher if it is a bare factory (demo), then distill the student; write both checkpoints."""
+    """Train the teacher if it is a bare factory (demo), then distill the student; write both checkpoints.
+
+    Under torchrun every rank runs this; ranks share the work of each step and only rank 0 writes.
+    """
+    with process_group() as dist:
+        if not dist.is_writer:  # one voice per job
+            log.setLevel(logging.WARNING)
+        return _distill(config, dist.is_writer)
+
+
+def _resume_path(config: PipelineConfig, out: Path) -> Path | None:
+    resume = config.distill.resume
+    if not resume:
+        return None
+    path = out / "checkpoints" / "last.pt" if resume == "last" else Path(resume)
+    if not path.is_file():
+        raise UserError(f"nothing to resume: no training checkpoint at {path}")
+    return path
+
+
+def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
     out = ensure_writable_dir(Path(config.out))
+    resume = _resume_path(config, out)
     splits = load_splits(config)
     torch.manual_seed(config.distill.seed)
     teacher = load_model(config.teacher)
@@ -63,16 +85,23 @@ def distill(config: PipelineConfig) -> DistillOutput:
     if splits.train.y is None and config.distill.alpha < 1:
         raise UserError(f"the data has no labels, so distill.alpha must be 1 (got {config.distill.alpha})")
 
-    if not has_weights(config.teacher):
+    d = config.distill
+    settings = TrainSettings(**{f.name: getattr(d, f.name) for f in fields(TrainSettings)})
+    trained_teacher = out / "teacher.pt"
+    if not has_weights(config.teacher) and resume is not None and trained_teacher.is_file():
+        teacher = load_model(str(trained_teacher))  # the run being resumed trained it already
+    elif not has_weights(config.teacher):
         if config.teacher.train_epochs == 0:
             raise UserError(f"teacher {config.teacher.model} has no weights: give a checkpoint or set teacher.train_epochs")
-        train(teacher, splits.train, val=splits.val, epochs=config.teacher.train_epochs, lr=config.teacher.train_lr,
-              batch_size=config.distill.batch_size, seed=config.distill.seed, desc="teacher")
+        train(teacher, splits.train, val=splits.val, settings=settings, epochs=config.teacher.train_epochs,
+              lr=config.teacher.train_lr, patience=0, desc="teacher")
     # later stages read the teacher from one self-describing checkpoint file
     teacher_ckpt = Path(config.teacher.model)
     if not teacher_ckpt.is_file():
-        factory, kwargs = factory_of(config.teacher)
-        teacher_ckpt = save_checkpoint(teacher, out / "teacher.pt", factory, kwargs, meta={"role": "teacher"})
+        teacher_ckpt = trained_teacher
+        if is_writer:
+            factory, kwargs = factory_of(config.teacher)
+            save_checkpoint(teacher, teacher_ckpt, factory, kwargs, meta={"role": "teacher"})
 
     if student is None:
         student, student_factory, student_kwargs = build_student(config, teacher, splits.train)
@@ -80,16 +109,16 @@ def distill(config: PipelineConfig) -> DistillOutput:
     t_params, s_params = count_parameters(teacher), count_parameters(student)
     log.info("teacher %s parameters, student %s (%.1f%%)", f"{t_params:,}", f"{s_params:,}", 100 * s_params / t_params)
 
-    d = config.distill
     objective = objective_for(config, student, teacher, splits.train)
-    cached = teacher_outputs_for(config, teacher, splits.train, objective)
-    with objective.attached():
-        result = train(student, splits.train, teacher=teacher, val=splits.val, epochs=d.epochs, batch_size=d.batch_size,
-                       lr=d.lr, weight_decay=d.weight_decay, temperature=d.temperature, alpha=d.alpha, seed=d.seed,
-                       objective=objective, teacher_outputs=cached)
-    student_ckpt = save_checkpoint(student, out / "student.pt", student_factory, student_kwargs,
-                                   meta={"role": "student", "temperature": d.temperature, "alpha": d.alpha,
-                                         "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch})
+    with objective.attached():  # feature losses: hooks on the student and teacher while training
+        result = train(student, splits.train, teacher=teacher, val=splits.val, settings=settings,
+                       checkpoint_path=out / "checkpoints" / "last.pt", resume=resume, objective=objective,
+                       teacher_logits=teacher_outputs_for(config, teacher, splits.train, objective))
+    student_ckpt = out / "student.pt"
+    if is_writer:
+        save_checkpoint(student, student_ckpt, student_factory, student_kwargs,
+                        meta={"role": "student", "temperature": d.temperature, "alpha": d.alpha,
+                              "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch})
     return DistillOutput(teacher_ckpt, student_ckpt, result)
 
 

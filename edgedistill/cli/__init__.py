@@ -11,10 +11,10 @@ import logging
 import sys
 from typing import Sequence
 
-from edgedistill.cli import calibrate, common, demo, distill, export, inspect_teacher, targets, validate
+from edgedistill.cli import bench, calibrate, common, demo, distill, export, inspect_teacher, targets, validate
 from edgedistill.errors import UserError, ValidationFailed
 
-VERBS = (demo, distill, calibrate, export, validate, targets, inspect_teacher)
+VERBS = (demo, distill, calibrate, export, validate, bench, targets, inspect_teacher)
 
 
 class _Parser(argparse.ArgumentParser):

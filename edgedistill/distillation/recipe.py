@@ -15,7 +15,9 @@ from edgedistill.data import Dataset, take
 from edgedistill.distillation.features import resolve_module
 from edgedistill.distillation.objective import DistillObjective, build_objective
 from edgedistill.distillation.students import derive_student
-from edgedistill.distillation.teacher_cache import TeacherOutputs, cached_teacher_outputs, refuse_augmented
+from edgedistill.distillation.distributed import current
+from edgedistill.distillation.teacher_cache import cached_teacher_outputs, refuse_augmented
+from edgedistill.distillation.teacher_logits import Online, TeacherLogits
 from edgedistill.distillation.trainer import as_tensors
 from edgedistill.errors import UserError
 from edgedistill.modelref import factory_of, load_model
@@ -63,17 +65,20 @@ def objective_for(config: PipelineConfig, student: nn.Module, teacher: nn.Module
 
 
 def teacher_outputs_for(config: PipelineConfig, teacher: nn.Module, data: Dataset,
-                        objective: DistillObjective) -> TeacherOutputs | None:
-    """Cached teacher outputs, or None when the trainer should compute them (cache off, augmented data
-    under ``auto``, or feature losses, which run the teacher on every batch anyway)."""
+                        objective: DistillObjective) -> TeacherLogits | None:
+    """Where the trainer gets teacher logits: ``Online`` for feature losses (the teacher's hidden states
+    are needed on every batch), the on-disk cache, or None (the trainer's in-memory default) when the
+    cache is off, the data is augmented (under ``auto``) or the job runs on several processes."""
+    if objective.needs_teacher_forward:
+        return Online(teacher)
     mode = config.distill.teacher_cache
     if mode == "off":
         return None
     refusal = refuse_augmented(data)
     if refusal and mode == "on":
         raise UserError(refusal)
-    if refusal or objective.needs_teacher_forward:
-        log.info("teacher cache not used: %s", "the data is augmented" if refusal else "feature losses run the teacher")
+    if refusal or current().world > 1:
+        log.info("teacher cache not used: %s", "the data is augmented" if refusal else "torchrun shares the teacher's work")
         return None
     cache_dir = Path(config.distill.cache_dir) if config.distill.cache_dir else Path(config.out) / "teacher-cache"
     return cached_teacher_outputs(teacher, data, cache_dir, top_k=config.distill.cache_top_k)

@@ -76,6 +76,12 @@ class TeacherOutputs:
         return TopK(torch.from_numpy(self.arrays["values"][index].astype(np.float32)),
                     torch.from_numpy(self.arrays["indices"][index].astype(np.int64)))
 
+    def batch(self, index: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor | TopK:
+        """The trainer's ``TeacherLogits`` seam: these rows, on the inputs' device."""
+        rows = self[index.cpu()]
+        device = inputs[0].device
+        return TopK(*(t.to(device) for t in rows)) if isinstance(rows, TopK) else rows.to(device)
+
 
 def refuse_augmented(data: Dataset) -> str | None:
     """Why ``data`` cannot be cached (random augmentation), or None."""
