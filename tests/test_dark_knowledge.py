@@ -30,6 +30,6 @@ def test_both_students_are_accurate(results):
 @pytest.mark.slow
 def test_soft_student_matches_the_teachers_distribution_far_better(results):
     soft, hard = results["soft-target student"], results["hard-label student"]
-    assert soft["tv"] < hard["tv"] / 4, results    # measured: 0.010 vs 0.093
-    assert soft["kl"] < hard["kl"] / 10, results   # measured: 0.001 vs 0.060
+    assert soft["tv"] < hard["tv"] / 4, results    # measured: 0.010 vs 0.092
+    assert soft["kl"] < hard["kl"] / 10, results   # measured: 0.001 vs 0.061
     assert soft["tv"] < 0.03
