@@ -96,7 +96,8 @@ class DistillConfig(_Section):
     bf16: bool = Field(True, description="bf16 autocast when training on a GPU (CPU always trains in fp32)")
     losses: LossesConfig = Field(default_factory=LossesConfig)
     teacher_cache: Literal["auto", "on", "off"] = Field(
-        "auto", description="store teacher logits on disk and reuse them; auto = unless the data is augmented")
+        "off", description="store teacher logits on disk (float16) and reuse them across epochs and runs; "
+        "auto = unless the data is augmented; off (default) = in memory, float32, each run")
     cache_dir: str | None = Field(None, description="teacher cache folder (default: <out>/teacher-cache)")
     cache_top_k: int = Field(100, ge=1, description="above 1000 classes, cache only the top-k logits")
 

@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-every", type=int, metavar="K",
                    help="derive the student from the teacher, keeping every K-th layer (config: student.keep_every)")
     p.add_argument("--teacher-cache", choices=("auto", "on", "off"),
-                   help="reuse teacher logits stored on disk (default auto: unless the data is augmented)")
+                   help="store teacher logits on disk and reuse them across runs (default off; auto: unless augmented)")
     p.add_argument("--soft-target", choices=("kl", "reverse-kl", "mse"), help="the alpha-weighted KD term (default kl)")
     p.set_defaults(run=run)
 
