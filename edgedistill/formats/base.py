@@ -22,7 +22,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -76,6 +76,24 @@ def calibration_batches(calibration: dict[str, np.ndarray], batch_size: int = 32
     """Split a calibration set into batches of model arguments for observers."""
     arrays = list(calibration.values())
     return [tuple(torch.as_tensor(a[i : i + batch_size]) for a in arrays) for i in range(0, len(arrays[0]), batch_size)]
+
+
+class ConversionCache:
+    """The last few float conversions (file bytes by ``model_fingerprint``), so exporting several
+    quantization schemes of one model lowers it once."""
+
+    def __init__(self, size: int = 2):
+        self._items: dict[str, bytes] = {}
+        self._size = size
+
+    def get_or_make(self, key: str, make: Callable[[], bytes]) -> bytes:
+        """The cached bytes for ``key``, or ``make()``'s (kept, evicting the oldest entry)."""
+        if key not in self._items:
+            content = make()
+            while len(self._items) >= self._size:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = content
+        return self._items[key]
 
 
 def model_fingerprint(model: nn.Module, example_inputs: Sequence[torch.Tensor], *extra: object) -> str:

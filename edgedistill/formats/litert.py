@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from edgedistill.errors import UserError, require
-from edgedistill.formats.base import ExportInfo, lowering_error, model_fingerprint
+from edgedistill.formats.base import ConversionCache, ExportInfo, lowering_error, model_fingerprint
 
 NAME = "litert"
 SUFFIX = ".tflite"
@@ -28,7 +28,7 @@ BACKEND = "litert-cpu"
 SCHEMES = ("fp32", "fp16", "int8", "int8-dynamic")
 STATIC_INT8_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL", "CONV_2D", "DEPTHWISE_CONV_2D")
 
-_float_models: dict[str, bytes] = {}  # one entry: the last float conversion, reused by the next scheme
+_float_models = ConversionCache()
 
 
 def missing() -> str | None:
@@ -42,17 +42,15 @@ def missing() -> str | None:
 
 
 def _convert_float(model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> bytes:
-    """The float .tflite bytes (from the cache when this model was just converted)."""
-    key = model_fingerprint(model, example_inputs)
-    if key not in _float_models:
+    """The float .tflite bytes (converted once per model, then reused by every scheme)."""
+    def convert() -> bytes:
         litert_torch = require("litert_torch", EXTRA, "LiteRT")
         try:
-            content = litert_torch.convert(model, example_inputs).model_content()
+            return litert_torch.convert(model, example_inputs).model_content()
         except Exception as exc:  # lowering raises RuntimeError/TypeError/AssertionError; all mean "cannot lower"
             raise lowering_error(NAME, exc) from None
-        _float_models.clear()
-        _float_models[key] = content
-    return _float_models[key]
+
+    return _float_models.get_or_make(model_fingerprint(model, example_inputs), convert)
 
 
 def _quantize(content: bytes, scheme: str, calibration: dict[str, np.ndarray] | None, int8_io: bool) -> bytes:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from edgedistill.errors import UserError, require
-from edgedistill.formats.base import ExportInfo, lowering_error, model_fingerprint
+from edgedistill.formats.base import ConversionCache, ExportInfo, lowering_error, model_fingerprint
 
 NAME = "onnx"
 SUFFIX = ".onnx"
@@ -31,7 +31,7 @@ CALIBRATION_BATCH = 32
 STATIC_INT8_OPS = ("MatMul", "Gemm", "Conv")
 
 log = logging.getLogger("edgedistill")
-_float_exports: dict[str, bytes] = {}  # one entry: the last float export, reused by the next scheme
+_float_exports = ConversionCache()
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
                 "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
                 "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
@@ -56,9 +56,8 @@ def _input_names(example_inputs: tuple[torch.Tensor, ...], options: dict) -> lis
 
 def _export_float(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], names: list[str],
                   dynamic_batch: bool, path: Path) -> None:
-    """Write the float ONNX graph to ``path`` (from the cache when this model was just exported)."""
-    key = model_fingerprint(model, example_inputs, names, dynamic_batch)
-    if key not in _float_exports:
+    """Write the float ONNX graph to ``path`` (exported once per model, then reused by every scheme)."""
+    def export_float() -> bytes:
         dynamic_shapes = None
         if dynamic_batch:
             batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
@@ -69,10 +68,10 @@ def _export_float(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], na
         except Exception as exc:  # the exporter raises many types; all mean "cannot lower this model"
             raise lowering_error(NAME, exc) from None
         program.save(str(path))
-        _float_exports.clear()
-        _float_exports[key] = Path(path).read_bytes()
-    else:
-        Path(path).write_bytes(_float_exports[key])
+        return Path(path).read_bytes()
+
+    key = model_fingerprint(model, example_inputs, names, dynamic_batch)
+    Path(path).write_bytes(_float_exports.get_or_make(key, export_float))
 
 
 def _calibration_reader(calibration: dict[str, np.ndarray], names: list[str], batch: int):
