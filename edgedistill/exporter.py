@@ -76,7 +76,8 @@ def export_bundle(student: nn.Module, fmt_name: str, scheme: str, *, out_dir: Pa
             sha256=sha256_file(model_path), size_bytes=model_path.stat().st_size,
             inputs=[TensorSpec(name=k, shape=[batch, *v.shape[1:]], dtype=dtypes.get(k, str(v.dtype)))
                     for k, v in sample.items()],
-            outputs=[TensorSpec(name="logits", shape=[batch, n_classes], dtype="float32")],
+            outputs=[TensorSpec(name="logits", shape=[batch, n_classes],
+                                dtype=result.details.get("output_dtype", "float32"))],
             num_classes=n_classes, dynamic_batch=result.dynamic_batch, max_batch=max_batch,
             delegation={"delegated_ops": result.delegated_ops, "portable_ops": result.portable_ops},
             versions={"edgedistill": version("edgedistill"), "torch": torch.__version__,

@@ -147,6 +147,8 @@ def test_litert_int8_io_has_int8_tensors_and_the_runner_dequantizes_them(models,
     step = out_detail["quantization"][0]
     assert np.abs(int8_io.logits - float_io.logits).max() <= 2 * step + 1e-6
     assert int8_io.info.details["int8_io"] and not float_io.info.details["int8_io"]
+    # what the bundle's manifest will say the tensors are
+    assert int8_io.info.details["output_dtype"] == "int8" and float_io.info.details["output_dtype"] == "float32"
 
 
 def test_litert_reports_its_fixed_batch_honestly(models, artifact):

@@ -110,12 +110,15 @@ def _calibration_samples(content: bytes, calibration: dict[str, np.ndarray]) -> 
     return [{n: a[i : i + 1].astype(details[n]["dtype"]) for n, a in zip(names, arrays)} for i in range(len(arrays[0]))]
 
 
-def _input_dtypes(content: bytes, names: list[str]) -> dict[str, str]:
-    """The dtype each named input has in the .tflite (int64 token ids become int32; int8 with int8 I/O)."""
+def _io_dtypes(content: bytes, names: list[str]) -> dict[str, object]:
+    """The dtypes the .tflite really takes and returns (int64 token ids become int32; int8 with int8 I/O)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    details = Interpreter(model_content=content).get_signature_runner().get_input_details()
-    return {name: np.dtype(details[key]["dtype"]).name for name, key in zip(names, _ordered(details))}
+    runner = Interpreter(model_content=content).get_signature_runner()
+    inputs = runner.get_input_details()
+    output = next(iter(runner.get_output_details().values()))
+    return {"input_dtypes": {name: np.dtype(inputs[key]["dtype"]).name for name, key in zip(names, _ordered(inputs))},
+            "output_dtype": np.dtype(output["dtype"]).name}
 
 
 def _ordered(details: dict[str, dict]) -> list[str]:
@@ -146,7 +149,7 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     Path(path).write_bytes(content)
     names = options.get("input_names") or [f"input_{i}" for i in range(len(example_inputs))]
     return ExportInfo(path=Path(path), backend_version=_version(), dynamic_batch=False,
-                      details={"int8_io": int8_io and scheme == "int8", "input_dtypes": _input_dtypes(content, names),
+                      details={"int8_io": int8_io and scheme == "int8", **_io_dtypes(content, names),
                                "batch": "fixed at 1: litert-torch cannot lower a dynamic batch dimension"})
 
 
