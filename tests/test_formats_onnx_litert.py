@@ -15,6 +15,7 @@ from torch import nn
 
 from conftest import run_cli
 from edgedistill.bundle import read_bundle, read_golden
+from edgedistill.config import ArtifactSpec
 from edgedistill.data import Splits, load_dataset, split
 from edgedistill.distillation.trainer import predict_logits, train
 from edgedistill.errors import UserError
@@ -182,9 +183,9 @@ def test_an_operator_the_format_cannot_lower_is_a_one_line_error(tmp_path, fmt):
 
 def test_bundles_have_a_manifest_that_matches_the_file_and_golden_data(models, tmp_path):
     case = models["text"]
-    bundles = export_student(case.model, formats_=["onnx", "litert"], schemes=["fp32", "int8"], out_dir=tmp_path,
-                             train=case.splits.train, test=case.splits.test, calibration_samples=CALIBRATION,
-                             golden_count=32)
+    specs = [ArtifactSpec(format=f, quantization=s) for f in ("onnx", "litert") for s in ("fp32", "int8")]
+    bundles = export_student(case.model, specs, out_dir=tmp_path, train=case.splits.train, test=case.splits.test,
+                             calibration_samples=CALIBRATION, golden_count=32)
     assert sorted(b.name for b in bundles) == [f"student-{f}-{s}" for f in ("litert", "onnx") for s in ("fp32", "int8")]
     for folder in bundles:
         manifest, model_path = read_bundle(folder)
