@@ -217,3 +217,17 @@ def test_cli_exports_onnx_and_litert_and_validate_accepts_them(models, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["passed"] and len(report["rows"]) == 2 + 4
+
+
+@pytest.mark.parametrize("fmt,scheme,calibration,expected", [
+    ("onnx", "fp16", None, "does not support quantization 'fp16'"),
+    ("litert", "int4-weight", None, "does not support quantization 'int4-weight'"),
+    ("onnx", "int8", None, "needs a calibration set"),
+    ("litert", "int8", {"x": np.zeros((0, 4), np.float32)}, "needs a calibration set"),
+])
+def test_bad_requests_fail_before_any_work(tmp_path, fmt, scheme, calibration, expected):
+    module = get(fmt)
+    path = tmp_path / f"model{module.SUFFIX}"
+    with pytest.raises(UserError, match=expected):
+        module.export(nn.Linear(4, 3).eval(), (torch.rand(2, 4),), scheme=scheme, path=path, calibration=calibration)
+    assert not path.exists()

@@ -72,6 +72,14 @@ def run_batched(runner: Runner, inputs: dict[str, np.ndarray], batch_size: int =
     return np.concatenate([runner(*(a[i : i + step] for a in arrays)) for i in range(0, len(arrays[0]), step)])
 
 
+def check_request(fmt: str, schemes: Sequence[str], scheme: str, calibration: dict[str, np.ndarray] | None) -> None:
+    """A UserError for a scheme ``fmt`` does not export, or for int8 without calibration inputs."""
+    if scheme not in schemes:
+        raise UserError(f"format {fmt} does not support quantization {scheme!r}; supported: {', '.join(schemes)}")
+    if scheme in NEEDS_CALIBRATION and (not calibration or len(next(iter(calibration.values()))) == 0):
+        raise UserError(f"{scheme} needs a calibration set of representative inputs (none or empty given)")
+
+
 def calibration_batches(calibration: dict[str, np.ndarray], batch_size: int = 32) -> Sequence[tuple[torch.Tensor, ...]]:
     """Split a calibration set into batches of model arguments for observers."""
     arrays = list(calibration.values())

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from edgedistill.errors import UserError, require
-from edgedistill.formats.base import ConversionCache, ExportInfo, lowering_error, model_fingerprint
+from edgedistill.formats.base import (ConversionCache, ExportInfo, check_request, lowering_error,
+                                      model_fingerprint)
 
 NAME = "litert"
 SUFFIX = ".tflite"
@@ -82,8 +83,9 @@ def _calibrate(q, content: bytes, calibration: dict[str, np.ndarray]) -> dict:
     """
     from ai_edge_quantizer import calibrator
 
+    key, runner = _signature_runner(content)
     calib = calibrator.Calibrator(content, num_threads=1, qsv_update_func=_running_min_max)
-    calib.calibrate({_signature(content): _calibration_samples(content, calibration)}, q._recipe_manager)
+    calib.calibrate({key: _calibration_samples(runner, calibration)}, q._recipe_manager)
     return calib.get_model_qsvs()
 
 
@@ -93,28 +95,26 @@ def _running_min_max(qsv: dict, new: dict) -> dict:
     return {**new, "min": np.minimum(qsv["min"], new["min"]), "max": np.maximum(qsv["max"], new["max"])}
 
 
-def _signature(content: bytes) -> str:
+def _signature_runner(content: bytes):
+    """(signature key, signature runner) of a .tflite held in memory."""
     from ai_edge_litert.interpreter import Interpreter
 
-    return next(iter(Interpreter(model_content=content).get_signature_list()))
+    interpreter = Interpreter(model_content=content)
+    key = next(iter(interpreter.get_signature_list()))
+    return key, interpreter.get_signature_runner(key)
 
 
-def _calibration_samples(content: bytes, calibration: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+def _calibration_samples(runner, calibration: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
     """One sample per entry (the model has batch 1), keyed and typed as the float model's inputs."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_content=content).get_signature_runner()
     details = runner.get_input_details()
-    names = _ordered(details)
     arrays = list(calibration.values())
-    return [{n: a[i : i + 1].astype(details[n]["dtype"]) for n, a in zip(names, arrays)} for i in range(len(arrays[0]))]
+    return [{n: a[i : i + 1].astype(details[n]["dtype"]) for n, a in zip(_ordered(details), arrays)}
+            for i in range(len(arrays[0]))]
 
 
 def _io_dtypes(content: bytes, names: list[str]) -> dict[str, object]:
     """The dtypes the .tflite really takes and returns (int64 token ids become int32; int8 with int8 I/O)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_content=content).get_signature_runner()
+    _, runner = _signature_runner(content)
     inputs = runner.get_input_details()
     output = next(iter(runner.get_output_details().values()))
     return {"input_dtypes": {name: np.dtype(inputs[key]["dtype"]).name for name, key in zip(names, _ordered(inputs))},
@@ -135,10 +135,7 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     """
     for module in ("litert_torch", "ai_edge_quantizer"):
         require(module, EXTRA, "LiteRT")
-    if scheme not in SCHEMES:
-        raise UserError(f"format {NAME} does not support quantization {scheme!r}; supported: {', '.join(SCHEMES)}")
-    if scheme == "int8" and (not calibration or len(next(iter(calibration.values()))) == 0):
-        raise UserError("int8 needs a calibration set of representative inputs (none or empty given)")
+    check_request(NAME, SCHEMES, scheme, calibration)
     options = dict(options or {})
     int8_io = bool(options.get("int8_io", False))
     model = model.eval()

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from edgedistill.errors import UserError, require
-from edgedistill.formats.base import ConversionCache, ExportInfo, lowering_error, model_fingerprint
+from edgedistill.formats.base import (ConversionCache, ExportInfo, check_request, lowering_error,
+                                      model_fingerprint)
 
 NAME = "onnx"
 SUFFIX = ".onnx"
@@ -99,10 +100,7 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
         require(module, EXTRA, "ONNX")
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-    if scheme not in SCHEMES:
-        raise UserError(f"format {NAME} does not support quantization {scheme!r}; supported: {', '.join(SCHEMES)}")
-    if scheme == "int8" and (not calibration or len(next(iter(calibration.values()))) == 0):
-        raise UserError("int8 needs a calibration set of representative inputs (none or empty given)")
+    check_request(NAME, SCHEMES, scheme, calibration)
     options = dict(options or {})
     names = _input_names(example_inputs, options)
     model = model.eval()
