@@ -134,6 +134,18 @@ class ValidateConfig(_Section):
     measure_memory: bool = True
 
 
+class BenchConfig(_Section):
+    """On-device benchmark settings (``edgedistill bench``)."""
+
+    warmup: int = Field(5, ge=0, description="warm-up runs per process, not timed")
+    runs: int = Field(20, ge=1, description="timed runs per process")
+    processes: int = Field(3, ge=1, description="separate runner processes per bundle")
+    threads: int | None = Field(None, ge=1, description="runner threads (default: one per big core)")
+    cooldown: float | None = Field(None, ge=0, description="fixed cool-down seconds (default: until thermal status is normal)")
+    cooldown_max: float = Field(120.0, ge=0, description="longest wait for a normal thermal status")
+    timeout: float = Field(120.0, gt=0, description="seconds one remote command may take")
+
+
 class PipelineConfig(_Section):
     """The whole pipeline: teacher, student, data, distillation, export, validation."""
 
@@ -144,6 +156,7 @@ class PipelineConfig(_Section):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    bench: BenchConfig = Field(default_factory=BenchConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
