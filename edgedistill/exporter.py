@@ -63,18 +63,22 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
         model_path = tmp / f"model{module.SUFFIX}"
         with quiet():
             result = module.export(student, example, scheme=scheme, path=model_path, calibration=calibration,
-                                   dynamic_batch=dynamic_batch, options=dict(options or {}))
+                                   dynamic_batch=dynamic_batch,
+                                   options={**(options or {}), "input_names": list(sample)})
             max_batch = getattr(module, "MAX_BATCH", None) if result.dynamic_batch else 1
             out = module.load(model_path, max_batch)(*(v[:1] for v in sample.values()))
         if out.shape != (1, n_classes):
             raise UserError(f"{fmt_name} {scheme}: exported model returns shape {out.shape}, expected (1, {n_classes})")
         write_golden(tmp, golden)
         batch: int | str = "batch" if result.dynamic_batch else 1
+        dtypes = result.details.get("input_dtypes", {})  # what the model file takes, when the format narrows it
         manifest = Manifest(
             format=fmt_name, backend=module.BACKEND, quantization=scheme, model_file=model_path.name,
             sha256=sha256_file(model_path), size_bytes=model_path.stat().st_size,
-            inputs=[TensorSpec(name=k, shape=[batch, *v.shape[1:]], dtype=str(v.dtype)) for k, v in sample.items()],
-            outputs=[TensorSpec(name="logits", shape=[batch, n_classes], dtype="float32")],
+            inputs=[TensorSpec(name=k, shape=[batch, *v.shape[1:]], dtype=dtypes.get(k, str(v.dtype)))
+                    for k, v in sample.items()],
+            outputs=[TensorSpec(name="logits", shape=[batch, n_classes],
+                                dtype=result.details.get("output_dtype", "float32"))],
             num_classes=n_classes, dynamic_batch=result.dynamic_batch, max_batch=max_batch,
             delegation={"delegated_ops": result.delegated_ops, "portable_ops": result.portable_ops},
             versions={"edgedistill": version("edgedistill"), "torch": torch.__version__,
