@@ -34,7 +34,7 @@ def calibration_set(data: Dataset, n: int, seed: int = 0) -> Inputs:
     return take(data.inputs, np.sort(index))
 
 
-def _check_requested(artifacts: list[ArtifactSpec]) -> None:
+def check_requested(artifacts: list[ArtifactSpec]) -> None:
     """Fail before any work when a format or scheme is unknown or its backend is missing."""
     if not artifacts:
         raise UserError("nothing to export: give at least one format and one quantization scheme")
@@ -96,7 +96,7 @@ def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir
                    student_info: dict[str, Any] | None = None, calibration: Inputs | None = None) -> list[Path]:
     """Export ``student`` as every artifact; golden inputs come from ``test``, calibration from ``train``
     (unless a calibration set is given)."""
-    _check_requested(artifacts)
+    check_requested(artifacts)
     ensure_writable_dir(Path(out_dir))
     student = student.eval()
     gx = take(test.inputs, slice(0, golden_count))
