@@ -34,7 +34,7 @@ def calibration_set(data: Dataset, n: int, seed: int = 0) -> Inputs:
     return take(data.inputs, np.sort(index))
 
 
-def _check_requested(artifacts: list[ArtifactSpec]) -> None:
+def check_requested(artifacts: list[ArtifactSpec]) -> None:
     """Fail before any work when a format or scheme is unknown or its backend is missing."""
     if not artifacts:
         raise UserError("nothing to export: give at least one format and one quantization scheme")
@@ -63,18 +63,22 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
         model_path = tmp / f"model{module.SUFFIX}"
         with quiet():
             result = module.export(student, example, scheme=scheme, path=model_path, calibration=calibration,
-                                   dynamic_batch=dynamic_batch, options=dict(options or {}))
+                                   dynamic_batch=dynamic_batch,
+                                   options={**(options or {}), "input_names": list(sample)})
             max_batch = getattr(module, "MAX_BATCH", None) if result.dynamic_batch else 1
             out = module.load(model_path, max_batch)(*(v[:1] for v in sample.values()))
         if out.shape != (1, n_classes):
             raise UserError(f"{fmt_name} {scheme}: exported model returns shape {out.shape}, expected (1, {n_classes})")
         write_golden(tmp, golden)
         batch: int | str = "batch" if result.dynamic_batch else 1
+        dtypes = result.details.get("input_dtypes", {})  # what the model file takes, when the format narrows it
         manifest = Manifest(
             format=fmt_name, backend=module.BACKEND, quantization=scheme, model_file=model_path.name,
             sha256=sha256_file(model_path), size_bytes=model_path.stat().st_size,
-            inputs=[TensorSpec(name=k, shape=[batch, *v.shape[1:]], dtype=str(v.dtype)) for k, v in sample.items()],
-            outputs=[TensorSpec(name="logits", shape=[batch, n_classes], dtype="float32")],
+            inputs=[TensorSpec(name=k, shape=[batch, *v.shape[1:]], dtype=dtypes.get(k, str(v.dtype)))
+                    for k, v in sample.items()],
+            outputs=[TensorSpec(name="logits", shape=[batch, n_classes],
+                                dtype=result.details.get("output_dtype", "float32"))],
             num_classes=n_classes, dynamic_batch=result.dynamic_batch, max_batch=max_batch,
             delegation={"delegated_ops": result.delegated_ops, "portable_ops": result.portable_ops},
             versions={"edgedistill": version("edgedistill"), "torch": torch.__version__,
@@ -92,7 +96,7 @@ def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir
                    student_info: dict[str, Any] | None = None, calibration: Inputs | None = None) -> list[Path]:
     """Export ``student`` as every artifact; golden inputs come from ``test``, calibration from ``train``
     (unless a calibration set is given)."""
-    _check_requested(artifacts)
+    check_requested(artifacts)
     ensure_writable_dir(Path(out_dir))
     student = student.eval()
     gx = take(test.inputs, slice(0, golden_count))

@@ -22,7 +22,7 @@ from edgedistill.distillation.recipe import (build_student, check_feature_names,
 from edgedistill.distillation.students import check_vocabulary
 from edgedistill.distillation.trainer import TrainResult, TrainSettings, check_compatible, train
 from edgedistill.errors import UserError
-from edgedistill.exporter import export_student
+from edgedistill.exporter import check_requested, export_student
 from edgedistill.fileio import ensure_writable_dir
 from edgedistill.huggingface import hf_directory
 from edgedistill.modelref import count_parameters, factory_of, has_weights, load_model, save_checkpoint
@@ -126,13 +126,15 @@ def export(config: PipelineConfig) -> list[Path]:
     """Export the student named by ``config.student`` to every configured format and scheme."""
     if not has_weights(config.student):
         raise UserError(f"export needs a trained student: give its checkpoint (--student PATH), not {config.student.model}")
+    artifacts = config.export.artifacts()
+    check_requested(artifacts)  # unknown format/scheme or missing backend: fail before loading anything
     splits = load_splits(config)
     student = load_model(config.student)
     teacher = load_model(config.teacher) if has_weights(config.teacher) else None
     check_compatible(teacher or student, student, splits.test)
     e = config.export
     calibration = read_calibration(e.calibration, splits.test.inputs) if e.calibration else None
-    return export_student(student, e.artifacts(), out_dir=Path(config.out) / "bundles",
+    return export_student(student, artifacts, out_dir=Path(config.out) / "bundles",
                           train=splits.train, test=splits.test, calibration_samples=e.calibration_samples,
                           teacher=teacher, temperature=config.distill.temperature, dynamic_batch=e.dynamic_batch,
                           student_info={"checkpoint": config.student.model, "parameters": count_parameters(student)},
