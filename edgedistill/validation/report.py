@@ -50,7 +50,10 @@ def table_rows(report: Report) -> list[list[str]]:
 
 
 def _md_table(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(c) + " |" for c in rows]
+    def line(cells) -> str:  # a bare | inside a cell (as in |Δp|) would split it
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return [line(header), "|" + "---|" * len(header)] + [line(cells) for cells in rows]
 
 
 def _flips(report: Report, r: Row) -> str:

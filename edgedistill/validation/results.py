@@ -124,3 +124,11 @@ class Report:
                 "status": self.status, "passed": self.passed, "samples": self.samples, "data": self.data,
                 "top_k": self.top_k, "ece_bins": self.ece_bins, "num_classes": self.num_classes, "labels": self.labels,
                 "rows": [r.to_dict() for r in self.rows], "repairs": self.repairs, "plots": self.plots}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``report.json`` (shipped in the package as ``report.schema.json``)."""
+    import json
+    from importlib.resources import files
+
+    return json.loads(files("edgedistill.validation").joinpath("report.schema.json").read_text(encoding="utf-8"))
