@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's edgedistill, not an installed one
+
 
 def _rate(fn, inputs: dict[str, np.ndarray], batch: int, repeats: int) -> float:
     from edgedistill.formats.base import run_batched
