@@ -41,7 +41,7 @@ def table_rows(report: Report) -> list[list[str]]:
     for r in report.rows:
         t = r.vs_teacher or {}
         rows.append([
-            r.name, f"{r.parameters:,}", _size(r.size_bytes), _pct(r.accuracy), _pct(t.get("top1_agreement")),
+            r.name, f"{r.parameters:,}" if r.parameters else "—", _size(r.size_bytes), _pct(r.accuracy), _pct(t.get("top1_agreement")),
             _pct(t.get("topk_agreement")), _num(t.get("mean_kl")), _num(t.get("max_abs_dp")), _num(r.ece),
             "—" if r.latency_ms is None else f"{r.latency_ms * 1000:.0f} µs",
             "—" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.1f} MiB", r.status,
