@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -59,15 +59,50 @@ class DistillConfig(_Section):
     lr: float = Field(1e-2, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     seed: int = 0
+    warmup_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of steps warming the lr up, then cosine")
+    grad_clip: float = Field(1.0, ge=0.0, description="max global gradient norm; 0 = no clipping")
+    patience: int = Field(0, ge=0, description="stop after N epochs without a better validation score; 0 = never")
+    checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N steps (always at each epoch's end)")
+    resume: str | None = Field(None, description="training checkpoint to continue from; 'last' = <out>/checkpoints/last.pt")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = Field(True, description="bf16 autocast when training on a GPU (CPU always trains in fp32)")
+
+
+class ArtifactSpec(_Section):
+    """One artifact to build: a format, a quantization scheme and the format's options."""
+
+    format: str
+    quantization: str = "fp32"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def bundle_name(self) -> str:
+        """Folder name of its bundle, e.g. ``student-executorch-int8`` or ``student-executorch-coreml-fp16``."""
+        backend = self.options.get("backend")
+        return "-".join(["student", self.format, *([str(backend)] if backend else []), self.quantization])
 
 
 class ExportConfig(_Section):
+    target: str | None = Field(None, description="device profile (ios, android, linux-arm64 or a .toml); "
+                                                 "replaces formats x quantization")
     formats: list[str] = Field(default_factory=lambda: ["executorch"])
     quantization: list[str] = Field(default_factory=lambda: ["fp32", "int8"])
     calibration_samples: int = Field(256, ge=1)
     dynamic_batch: bool = True
     options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-format exporter options, e.g. [export.options.coreml]")
+    calibration: str | None = Field(None, description="calibration .npz (edgedistill calibrate); "
+                                                      "default: calibration_samples drawn from the training split")
+
+    def artifacts(self) -> list[ArtifactSpec]:
+        """What to build: the target profile's artifacts, or every format x quantization."""
+        if self.target:
+            from edgedistill.target_profiles import load_profile
+
+            return [a.model_copy(update={"options": {**self.options.get(a.format, {}), **a.options}})
+                    for a in load_profile(self.target).artifacts]
+        return [ArtifactSpec(format=f, quantization=q, options=self.options.get(f, {}))
+                for f in self.formats for q in self.quantization]
 
 
 class Tolerance(_Section):
@@ -129,6 +164,18 @@ class ValidateConfig(_Section):
         return merged
 
 
+class BenchConfig(_Section):
+    """On-device benchmark settings (``edgedistill bench``)."""
+
+    warmup: int = Field(5, ge=0, description="warm-up runs per process, not timed")
+    runs: int = Field(20, ge=1, description="timed runs per process")
+    processes: int = Field(3, ge=1, description="separate runner processes per bundle")
+    threads: int | None = Field(None, ge=1, description="runner threads (default: one per big core)")
+    cooldown: float | None = Field(None, ge=0, description="fixed cool-down seconds (default: until thermal status is normal)")
+    cooldown_max: float = Field(120.0, ge=0, description="longest wait for a normal thermal status")
+    timeout: float = Field(120.0, gt=0, description="seconds one remote command may take")
+
+
 class PipelineConfig(_Section):
     """The whole pipeline: teacher, student, data, distillation, export, validation."""
 
@@ -139,6 +186,7 @@ class PipelineConfig(_Section):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    bench: BenchConfig = Field(default_factory=BenchConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -207,6 +255,16 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     for key, value in (overrides or {}).items():
         if value is not None:
             _apply(data, key, value)
+    target = data.get("export", {}).get("target") if isinstance(data.get("export"), dict) else None
+    if target:  # precedence: defaults < the target profile's tolerances < the user's own
+        from edgedistill.target_profiles import tolerance_overrides
+
+        validate = data.setdefault("validate", {})
+        user = validate.get("tolerances", {})
+        merged = tolerance_overrides(str(target))
+        for scheme, bounds in user.items():
+            merged[scheme] = {**merged.get(scheme, {}), **bounds}
+        validate["tolerances"] = merged
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:

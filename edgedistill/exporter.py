@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from edgedistill import formats
+from edgedistill.config import ArtifactSpec
 from edgedistill.bundle import GOLDEN, Manifest, TensorSpec, write_golden, write_manifest
 from edgedistill.data import Dataset, Inputs, take
 from edgedistill.distillation.trainer import predict_logits
@@ -33,15 +34,14 @@ def calibration_set(data: Dataset, n: int, seed: int = 0) -> Inputs:
     return take(data.inputs, np.sort(index))
 
 
-def _check_requested(fmt_names: list[str], schemes: list[str]) -> None:
+def check_requested(artifacts: list[ArtifactSpec]) -> None:
     """Fail before any work when a format or scheme is unknown or its backend is missing."""
-    if not fmt_names or not schemes:
+    if not artifacts:
         raise UserError("nothing to export: give at least one format and one quantization scheme")
-    for name in fmt_names:
-        module = formats.get(name)
-        unsupported = [s for s in schemes if s not in module.SCHEMES]
-        if unsupported:
-            raise UserError(f"format {name} does not support quantization {', '.join(unsupported)}; "
+    for spec in artifacts:
+        module = formats.get(spec.format)
+        if spec.quantization not in module.SCHEMES:
+            raise UserError(f"format {spec.format} does not support quantization {spec.quantization!r}; "
                             f"supported: {', '.join(module.SCHEMES)}")
         with quiet():  # importing a backend prints warnings of its own
             problem = module.missing()
@@ -49,31 +49,36 @@ def _check_requested(fmt_names: list[str], schemes: list[str]) -> None:
             raise UserError(problem)
 
 
-def export_bundle(student: nn.Module, fmt_name: str, scheme: str, *, out_dir: Path, sample: Inputs,
+def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, sample: Inputs,
                   calibration: Inputs | None, golden: dict[str, np.ndarray], info: dict[str, Any],
-                  dynamic_batch: bool = True, stem: str = "student", options: dict[str, Any] | None = None) -> Path:
+                  dynamic_batch: bool = True) -> Path:
     """Export one artifact and write its bundle folder atomically; returns the folder."""
+    fmt_name, scheme, options = spec.format, spec.quantization, spec.options
     module = formats.get(fmt_name)
     example = tuple(torch.as_tensor(v[:2]) for v in sample.values())
     with torch.no_grad():
         n_classes = int(student(*example).shape[-1])
-    final = Path(out_dir) / f"{stem}-{fmt_name}-{scheme}"
+    final = Path(out_dir) / spec.bundle_name
     with atomic_path(final, is_dir=True) as tmp:
         model_path = tmp / f"model{module.SUFFIX}"
         with quiet():
             result = module.export(student, example, scheme=scheme, path=model_path, calibration=calibration,
-                                   dynamic_batch=dynamic_batch, options=dict(options or {}))
+                                   dynamic_batch=dynamic_batch,
+                                   options={**(options or {}), "input_names": list(sample)})
             max_batch = getattr(module, "MAX_BATCH", None) if result.dynamic_batch else 1
             out = module.load(model_path, max_batch)(*(v[:1] for v in sample.values()))
         if out.shape != (1, n_classes):
             raise UserError(f"{fmt_name} {scheme}: exported model returns shape {out.shape}, expected (1, {n_classes})")
         write_golden(tmp, golden)
         batch: int | str = "batch" if result.dynamic_batch else 1
+        dtypes = result.details.get("input_dtypes", {})  # what the model file takes, when the format narrows it
         manifest = Manifest(
             format=fmt_name, backend=module.BACKEND, quantization=scheme, model_file=model_path.name,
             sha256=sha256_file(model_path), size_bytes=model_path.stat().st_size,
-            inputs=[TensorSpec(name=k, shape=[batch, *v.shape[1:]], dtype=str(v.dtype)) for k, v in sample.items()],
-            outputs=[TensorSpec(name="logits", shape=[batch, n_classes], dtype="float32")],
+            inputs=[TensorSpec(name=k, shape=[batch, *v.shape[1:]], dtype=dtypes.get(k, str(v.dtype)))
+                    for k, v in sample.items()],
+            outputs=[TensorSpec(name="logits", shape=[batch, n_classes],
+                                dtype=result.details.get("output_dtype", "float32"))],
             num_classes=n_classes, dynamic_batch=result.dynamic_batch, max_batch=max_batch,
             delegation={"delegated_ops": result.delegated_ops, "portable_ops": result.portable_ops},
             versions={"edgedistill": version("edgedistill"), "torch": torch.__version__,
@@ -85,13 +90,13 @@ def export_bundle(student: nn.Module, fmt_name: str, scheme: str, *, out_dir: Pa
     return final
 
 
-def export_student(student: nn.Module, *, formats_: list[str], schemes: list[str], out_dir: Path,
+def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir: Path,
                    train: Dataset, test: Dataset, calibration_samples: int, teacher: nn.Module | None = None,
                    temperature: float | None = None, dynamic_batch: bool = True, golden_count: int = 64,
-                   student_info: dict[str, Any] | None = None,
-                   options: dict[str, dict[str, Any]] | None = None) -> list[Path]:
-    """Export ``student`` to every format x scheme; golden inputs come from ``test``."""
-    _check_requested(formats_, schemes)
+                   student_info: dict[str, Any] | None = None, calibration: Inputs | None = None) -> list[Path]:
+    """Export ``student`` as every artifact; golden inputs come from ``test``, calibration from ``train``
+    (unless a calibration set is given)."""
+    check_requested(artifacts)
     ensure_writable_dir(Path(out_dir))
     student = student.eval()
     gx = take(test.inputs, slice(0, golden_count))
@@ -101,7 +106,8 @@ def export_student(student: nn.Module, *, formats_: list[str], schemes: list[str
         golden["teacher_probs"] = softmax(predict_logits(teacher, gx).numpy()).astype(np.float32)
     info = {"labels": train.labels, "preprocessing": train.preprocessing, "temperature": temperature,
             "student": dict(student_info or {})}
-    calibration = calibration_set(train, calibration_samples) if NEEDS_CALIBRATION & set(schemes) else None
-    return [export_bundle(student, f, s, out_dir=Path(out_dir), sample=test.inputs, calibration=calibration,
-                          golden=golden, info=info, dynamic_batch=dynamic_batch, options=(options or {}).get(f))
-            for f in formats_ for s in schemes]
+    if calibration is None and NEEDS_CALIBRATION & {a.quantization for a in artifacts}:
+        calibration = calibration_set(train, calibration_samples)
+    return [export_bundle(student, spec, out_dir=Path(out_dir), sample=test.inputs, calibration=calibration,
+                          golden=golden, info=info, dynamic_batch=dynamic_batch)
+            for spec in artifacts]

@@ -15,6 +15,8 @@ from edgedistill.errors import UserError
 # name -> module path; the module implements edgedistill.formats.base.Format
 _REGISTRY: dict[str, str] = {
     "executorch": "edgedistill.formats.executorch",
+    "litert": "edgedistill.formats.litert",
+    "onnx": "edgedistill.formats.onnx",
 }
 
 

@@ -22,7 +22,7 @@ from edgedistill.bundle import read_golden
 from edgedistill.config import Tolerance
 from edgedistill.errors import UserError
 from edgedistill.validation.checks import checks_for
-from edgedistill.validation.harness import OpenBundle, bundle_row, measure, tolerance_for
+from edgedistill.validation.harness import OpenBundle, bundle_row, measure, open_bundles, tolerance_for
 from edgedistill.validation.results import Report, Row
 
 _EPS = 1e-12
@@ -72,9 +72,15 @@ def _reference_row(role: str, parameters: int) -> Row:
     return Row(name=role, role=role, runtime="golden", format="golden", quantization="fp32", parameters=parameters)
 
 
-def validate_device_outputs(bundle: OpenBundle, outputs: str | Path, tolerances: dict[str, Tolerance], *,
-                            top_k: int = 5, ece_bins: int = 10) -> Report:
-    """Compare device outputs with the golden teacher and fp32-student probabilities of ``bundle``."""
+def validate_device_outputs(bundle: OpenBundle | str | Path, outputs: str | Path, tolerances: dict[str, Tolerance], *,
+                            top_k: int = 5, ece_bins: int = 10, name: str | None = None,
+                            runtime: str | None = None) -> Report:
+    """Compare device outputs with the golden teacher and fp32-student probabilities of ``bundle``.
+
+    The report's last row is the device's (the first two are the golden teacher and student).
+    """
+    if not isinstance(bundle, OpenBundle):
+        bundle = open_bundles([Path(bundle)])[0]
     golden = read_golden(bundle.folder)
     if "teacher_probs" not in golden:
         raise UserError(f"bundle {bundle.folder} has no teacher probabilities in its golden data (export with a teacher)")
@@ -92,8 +98,8 @@ def validate_device_outputs(bundle: OpenBundle, outputs: str | Path, tolerances:
     teacher_row, student_row = _reference_row("teacher", 0), _reference_row("student", params)
     teacher_row.set_measured(measure(teacher, None, teacher, y, **kw))
     student_row.set_measured(measure(teacher, student, student, y, **kw))
-    device = meta["device"] or "device"
-    row = bundle_row(bundle, f"{Path(bundle.folder).name} on {device}", params)
+    device = runtime or meta["device"] or "device"
+    row = bundle_row(bundle, name or f"{Path(bundle.folder).name} on {device}", params)
     row.role, row.runtime, row.path = "device", device, str(outputs)
     row.set_measured(measure(teacher, student, logits, y, student_accuracy=student_row.accuracy, **kw))
     row.checks = checks_for(row.measured(), tolerance_for(tolerances, manifest.quantization))
