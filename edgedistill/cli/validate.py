@@ -72,8 +72,11 @@ def run(args: argparse.Namespace) -> int:
     config = common.resolve(args, FLAGS)
     items = list(args.tolerance)
     for flag, key in (("min_teacher_top1", "min_teacher_top1"), ("max_student_dp", "max_student_abs_dp")):
-        if getattr(args, flag) is not None:
-            items.append(f"{key}={getattr(args, flag)}")
+        value = getattr(args, flag)
+        if value is not None:
+            if not 0.0 <= value <= 1.0:
+                raise UserError(f"--{flag.replace('_', '-')} must be in [0, 1], got {value}")
+            items.append(f"{key}={value}")
     apply_tolerances(config, items)
     if common.dry_run(args, config):
         return 0
