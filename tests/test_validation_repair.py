@@ -69,6 +69,7 @@ def test_weights_perturbed_after_export_fail_with_exit_1(demo_out, tmp_path):
     """Re-export a perturbed student into the int8 bundle (with a matching sha256): validation must fail,
     name the failing checks, and say that exporting the real student again would pass."""
     from edgedistill.bundle import read_bundle, read_golden
+    from edgedistill.config import ArtifactSpec
     from edgedistill.data import load_dataset, split
     from edgedistill.exporter import calibration_set, export_bundle
     from edgedistill.modelref import load_model
@@ -83,7 +84,8 @@ def test_weights_perturbed_after_export_fail_with_exit_1(demo_out, tmp_path):
     splits = split(load_dataset("digits"), 0.25, 0.1, seed=0)
     info = {"labels": manifest.labels, "preprocessing": manifest.preprocessing, "temperature": manifest.temperature,
             "student": manifest.student}
-    broken = export_bundle(model, "executorch", "int8", out_dir=tmp_path, sample=splits.test.inputs,
+    broken = export_bundle(model, ArtifactSpec(format="executorch", quantization="int8"), out_dir=tmp_path,
+                           sample=splits.test.inputs,
                            calibration=calibration_set(splits.train, 256), golden=read_golden(original), info=info)
     proc = run_cli("validate", broken, "--teacher", demo_out / "teacher.pt", "--student", demo_out / "student.pt",
                    "--out", tmp_path / "r", *FAST)

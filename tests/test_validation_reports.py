@@ -54,7 +54,7 @@ def test_report_files_exist_and_parse(validated):
     assert {c.get("classname") for c in cases} == {f"edgedistill.{Path(r['path']).name}" for r in artifacts}
     assert not any(c.find("failure") is not None for c in cases)
     md = (out / "report.md").read_text()
-    assert "| student .pte int8 |" in md and "top1_agreement_vs_teacher" in md and "**PASS" in md
+    assert "| student .pte int8 |" in md and "top1_agreement_vs_teacher" in md and "**PASS**" in md
     assert (out / "summary.md").read_text().strip() == md.strip()  # appended to $GITHUB_STEP_SUMMARY
     for name in ("abs_dp_hist", "reliability", "per_class_agreement"):
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -13,7 +13,8 @@ from edgedistill.errors import UserError
 
 FLAGS = {"teacher": "teacher.model", "student": "student.model", "data": "data.source", "top_k": "validate.top_k",
          "batch_size": "validate.batch_size", "memory": "validate.measure_memory", "plots": "validate.plots",
-         "localize": "validate.localize", "repair": "validate.repair"}
+         "localize": "validate.localize", "repair": "validate.repair",
+         "target": "export.target"}
 log = logging.getLogger("edgedistill")
 
 
@@ -35,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="every scheme: minimum top-1 agreement with the teacher, in [0, 1]")
     p.add_argument("--max-student-dp", type=float, metavar="X",
                    help="every scheme: maximum |Δp| against the fp32 student, in [0, 1]")
+    p.add_argument("--target", metavar="PROFILE", help="apply the tolerances of a device profile (ios, android, "
+                   "linux-arm64 or a profile .toml); your own config and flags still win")
     p.add_argument("--top-k", type=int, metavar="K", help="k of top-k agreement (default 5)")
     p.add_argument("--batch-size", type=int, metavar="N", help="samples per runtime call (default 256)")
     p.add_argument("--repair", action="store_const", const=True,

@@ -81,7 +81,8 @@ class PrefixProbe:
         inside = tuple(sorted(set(float_modules) if full else set(float_modules) & {n for n, _ in self.children[: upto + 1]}))
         key = (upto, inside)
         if key not in self._cache:
-            options = {**self.options, **({"float_modules": list(inside)} if inside else {})}
+            options = {**self.options, "input_names": list(self.inputs),
+                       **({"float_modules": list(inside)} if inside else {})}
             path = Path(self._tmp.name) / f"prefix{upto}-{len(self._cache)}{self.fmt.SUFFIX}"
             example = tuple(torch.as_tensor(v[:2]) for v in self.inputs.values())
             with quiet():

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgedistill.bundle import read_golden
-from edgedistill.config import PipelineConfig, Tolerance
+from edgedistill.config import ArtifactSpec, PipelineConfig, Tolerance
 from edgedistill.data import Splits
 from edgedistill.exporter import calibration_set, export_bundle
 from edgedistill.formats import get as get_format
@@ -50,9 +50,11 @@ def _write_repaired(bundle: OpenBundle, probe: PrefixProbe, kept: list[str], spl
     try:
         info = {"labels": m.labels, "preprocessing": m.preprocessing, "temperature": m.temperature,
                 "student": dict(m.student), "float_modules": list(kept)}
-        written = export_bundle(probe.student, m.format, m.quantization, out_dir=staging, sample=splits.test.inputs,
+        spec = ArtifactSpec(format=m.format, quantization=m.quantization,
+                            options={**probe.options, "float_modules": list(kept)})
+        written = export_bundle(probe.student, spec, out_dir=staging, sample=splits.test.inputs,
                                 calibration=probe.calibration, golden=read_golden(bundle.folder), info=info,
-                                dynamic_batch=m.dynamic_batch, options={**probe.options, "float_modules": list(kept)})
+                                dynamic_batch=m.dynamic_batch)
         if final.exists():
             shutil.rmtree(final)
         os.replace(written, final)
@@ -94,6 +96,16 @@ def _repair(report: Report, row: Row, bundle: OpenBundle, probe: PrefixProbe, fi
     return result
 
 
+def _calibration(config: PipelineConfig, splits: Splits):
+    """The calibration set the export stage used (a calibration file, else drawn from the training split)."""
+    e = config.export
+    if e.calibration:
+        from edgedistill.calibrate import read as read_calibration
+
+        return read_calibration(e.calibration, splits.test.inputs)
+    return calibration_set(splits.train, e.calibration_samples)
+
+
 def _not_localized(summary: str) -> dict[str, Any]:
     return {"available": False, "culprit": None, "layers": [], "summary": summary}
 
@@ -113,8 +125,7 @@ def diagnose(report: Report, bundles: list[OpenBundle], *, student, splits: Spli
         if problem:
             row.localization = _not_localized(f"not localized: {problem}")
             continue
-        calibration = (calibration_set(splits.train, config.export.calibration_samples)
-                       if m.quantization in NEEDS_CALIBRATION else None)
+        calibration = _calibration(config, splits) if m.quantization in NEEDS_CALIBRATION else None
         probe = PrefixProbe(student, m.format, m.quantization, splits.test.inputs, calibration,
                             config.export.options.get(m.format), m.dynamic_batch)
         tol = tolerance_for(config.validate_.tolerances, m.quantization)

@@ -87,7 +87,8 @@ def markdown(report: Report) -> str:
         lines += ["", f"Repair of {repair['bundle']}: {repair['summary']}"]
     if report.plots:
         lines += ["", "Plots: " + ", ".join(f"[{name}]({Path(path).name})" for name, path in report.plots.items())]
-    lines += ["", f"**{verdict(report)}**"]
+    head, _, rest = verdict(report).partition(":")
+    lines += ["", f"**{head}**:{rest}"]
     return "\n".join(lines) + "\n"
 
 
