@@ -41,11 +41,17 @@ def export(config: "PipelineConfig | str | Path | None" = None, overrides: dict[
 
 
 def validate(config: "PipelineConfig | str | Path | None", bundles: list[str | Path],
-             overrides: dict[str, Any] | None = None) -> "Report":
-    """Validate bundles against the teacher and fp32 student; ``report.passed`` is the gate."""
+             overrides: dict[str, Any] | None = None, device_outputs: list[str | Path] | None = None) -> "Report":
+    """Validate bundles against the teacher and fp32 student; ``report.passed`` is the gate.
+
+    Writes report.json, report.md, junit.xml and plots into ``config.out``. With ``device_outputs``
+    (one file per bundle, see docs/device-outputs.md) outputs computed on a device are checked instead.
+    Tolerances, top-k, localization and repair come from ``config.validate``.
+    """
     from edgedistill import stages
 
-    return stages.validate(_config(config, overrides), [Path(b) for b in bundles])
+    outputs = [Path(o) for o in device_outputs] if device_outputs else None
+    return stages.validate(_config(config, overrides), [Path(b) for b in bundles], device_outputs=outputs)
 
 
 def run(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None) -> "Report":

@@ -55,6 +55,7 @@ class Manifest(BaseModel):
     versions: dict[str, str] = {}
     golden: dict[str, Any] = {}
     student: dict[str, Any] = {}
+    float_modules: list[str] = []  # submodules kept in floating point in a quantized artifact (validate --repair)
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:

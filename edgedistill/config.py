@@ -140,18 +140,35 @@ class ExportConfig(_Section):
 
 
 class Tolerance(_Section):
-    """Bounds an artifact must meet to pass validation."""
+    """Bounds an artifact must meet to pass validation; a bound left at None is not checked.
 
-    min_teacher_top1: float = Field(0.90, ge=0.0, le=1.0, description="top-1 agreement with the teacher")
-    max_student_abs_dp: float = Field(0.05, ge=0.0, le=1.0, description="max |Δp| against the fp32 student")
+    Names read ``min|max _ teacher|student _ metric``: the metric of the artifact against the teacher
+    or against the fp32 student (see ``edgedistill.validation.metrics.compare``).
+    """
+
+    min_teacher_top1: float | None = Field(0.90, ge=0.0, le=1.0, description="top-1 agreement with the teacher")
+    min_teacher_topk: float | None = Field(None, ge=0.0, le=1.0, description="teacher's top-1 within the artifact's top-k")
+    max_teacher_mean_kl: float | None = Field(None, ge=0.0, description="mean KL(teacher || artifact)")
+    max_teacher_max_kl: float | None = Field(None, ge=0.0, description="worst-sample KL(teacher || artifact)")
+    max_teacher_abs_dp: float | None = Field(None, ge=0.0, le=1.0, description="max |Δp| against the teacher")
+    max_teacher_p99_dp: float | None = Field(None, ge=0.0, le=1.0, description="99th percentile |Δp| vs the teacher")
+    min_student_top1: float | None = Field(None, ge=0.0, le=1.0, description="top-1 agreement with the fp32 student")
+    min_student_topk: float | None = Field(None, ge=0.0, le=1.0, description="student's top-1 within the artifact's top-k")
+    max_student_mean_kl: float | None = Field(None, ge=0.0, description="mean KL(student || artifact)")
+    max_student_max_kl: float | None = Field(None, ge=0.0, description="worst-sample KL(student || artifact)")
+    max_student_abs_dp: float | None = Field(0.05, ge=0.0, le=1.0, description="max |Δp| against the fp32 student")
+    max_student_p99_dp: float | None = Field(None, ge=0.0, le=1.0, description="99th percentile |Δp| vs the student")
+    min_accuracy: float | None = Field(None, ge=0.0, le=1.0, description="top-1 accuracy on the labels")
+    max_accuracy_drop: float | None = Field(None, ge=0.0, le=1.0, description="fp32 student accuracy minus artifact's")
+    max_ece: float | None = Field(None, ge=0.0, le=1.0, description="expected calibration error on the labels")
 
 
 def _default_tolerances() -> dict[str, Tolerance]:
     # keys are the quantization schemes of edgedistill.formats.base.SCHEMES
-    lossy = Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.25)
+    lossy = Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.25, min_student_top1=0.95, max_accuracy_drop=0.03)
     return {
-        "fp32": Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.001),
-        "fp16": Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.02),
+        "fp32": Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.001, min_student_top1=0.999),
+        "fp16": Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.02, min_student_top1=0.99),
         **{s: lossy.model_copy() for s in ("int8", "int8-dynamic", "int8-weight", "int4-weight",
                                            "palettize8", "palettize6", "palettize4")},
     }
@@ -159,20 +176,26 @@ def _default_tolerances() -> dict[str, Tolerance]:
 
 class ValidateConfig(_Section):
     tolerances: dict[str, Tolerance] = Field(default_factory=_default_tolerances)
+    top_k: int = Field(5, ge=1, description="k of top-k agreement (capped at the number of classes)")
+    batch_size: int = Field(256, ge=1, description="samples per call, where the artifact takes batches")
+    ece_bins: int = Field(10, ge=1, description="equal-width confidence bins of the calibration error")
+    latency_samples: int = Field(200, ge=1)
+    measure_memory: bool = True
+    plots: bool = Field(True, description="write PNG plots next to the reports (needs matplotlib)")
+    localize: bool = Field(True, description="when an artifact fails against the student, find the layer")
+    repair: bool = Field(False, description="re-export failing artifacts keeping layers in float until they pass")
 
     @field_validator("tolerances", mode="before")
     @classmethod
-    def _over_defaults(cls, given: Any) -> Any:
-        """A file that sets one scheme's bound keeps every other default (merged key by key)."""
-        if not isinstance(given, dict):
-            return given
-        merged = {k: v.model_dump() for k, v in _default_tolerances().items()}
-        for scheme, bounds in given.items():
-            bounds = bounds.model_dump() if isinstance(bounds, Tolerance) else bounds
-            merged[scheme] = {**merged.get(scheme, {}), **bounds} if isinstance(bounds, dict) else bounds
+    def _over_defaults(cls, value: Any) -> Any:
+        """A config's ``[validate.tolerances.<scheme>]`` changes only the keys it names."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_tolerances().items()}
+        for scheme, bounds in value.items():
+            given = bounds.model_dump(exclude_unset=True) if isinstance(bounds, Tolerance) else bounds
+            merged[scheme] = {**merged.get(scheme, {}), **given} if isinstance(given, dict) else given
         return merged
-    latency_samples: int = Field(200, ge=1)
-    measure_memory: bool = True
 
 
 class BenchConfig(_Section):

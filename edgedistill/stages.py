@@ -26,7 +26,8 @@ from edgedistill.exporter import check_requested, export_student
 from edgedistill.fileio import ensure_writable_dir
 from edgedistill.huggingface import hf_directory
 from edgedistill.modelref import count_parameters, factory_of, has_weights, load_model, save_checkpoint
-from edgedistill.validation.harness import Report, validate_bundles
+from edgedistill.validation.device_outputs import validate_device_run
+from edgedistill.validation.harness import Report, check_bundle_classes, open_bundles, validate_bundles
 from edgedistill.validation.report import write_reports
 
 log = logging.getLogger("edgedistill")
@@ -141,22 +142,36 @@ def export(config: PipelineConfig) -> list[Path]:
                           calibration=calibration)
 
 
-def validate(config: PipelineConfig, bundles: list[Path]) -> Report:
-    """Validate bundles against the teacher and the fp32 student on the held-out split; write reports."""
+def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[Path] | None = None) -> Report:
+    """Validate bundles against the teacher and the fp32 student on the held-out split; write reports.
+
+    With ``device_outputs`` (one file per bundle), compare outputs produced on a device from each
+    bundle's golden inputs instead (no teacher or student needed: the golden data holds their outputs).
+    """
     if not bundles:
         raise UserError("no bundles to validate")
-    for ref, role in ((config.teacher, "teacher"), (config.student, "student")):
-        if not has_weights(ref):
-            raise UserError(f"validate needs the trained {role}: give its checkpoint (--{role} PATH)")
-    splits = load_splits(config)
-    teacher, student = load_model(config.teacher), load_model(config.student)
-    check_compatible(teacher, student, splits.test)
-    ckpt = lambda ref: Path(ref.model) if Path(ref.model).is_file() else None  # noqa: E731
-    report = validate_bundles(bundles, teacher=teacher, student=student, data=splits.test,
-                              tolerances=config.validate_.tolerances, teacher_checkpoint=ckpt(config.teacher),
-                              student_checkpoint=ckpt(config.student), latency_samples=config.validate_.latency_samples,
-                              measure_memory=config.validate_.measure_memory)
-    write_reports(report, Path(config.out))
+    v = config.validate_
+    opened = open_bundles(bundles)  # missing files or a tampered model fail before anything runs
+    if device_outputs:
+        report = validate_device_run(opened, device_outputs, v.tolerances, top_k=v.top_k, ece_bins=v.ece_bins)
+    else:
+        for ref, role in ((config.teacher, "teacher"), (config.student, "student")):
+            if not has_weights(ref):
+                raise UserError(f"validate needs the trained {role}: give its checkpoint (--{role} PATH)")
+        splits = load_splits(config)
+        teacher, student = load_model(config.teacher), load_model(config.student)
+        check_bundle_classes(teacher, splits.test, opened)
+        check_compatible(teacher, student, splits.test)
+        ckpt = lambda ref: Path(ref.model) if Path(ref.model).is_file() else None  # noqa: E731
+        report = validate_bundles(opened, teacher=teacher, student=student, data=splits.test, tolerances=v.tolerances,
+                                  teacher_checkpoint=ckpt(config.teacher), student_checkpoint=ckpt(config.student),
+                                  latency_samples=v.latency_samples, measure_memory=v.measure_memory, top_k=v.top_k,
+                                  ece_bins=v.ece_bins, batch_size=v.batch_size)
+        if v.localize or v.repair:
+            from edgedistill.validation.repair import diagnose
+
+            diagnose(report, opened, student=student, splits=splits, config=config, repair=v.repair)
+    write_reports(report, Path(config.out), plots=v.plots)
     return report
 
 

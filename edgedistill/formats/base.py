@@ -7,7 +7,11 @@ A format module defines, at module level:
 - ``missing() -> str | None``: None when export and run work here, else what to install;
 - ``export(model, example_inputs, *, scheme, path, calibration, dynamic_batch, options) -> ExportInfo``
   (``options``: the format's table from ``[export.options.<format>]``);
-- ``load(path, max_batch) -> Runner``: the host runner, in the format's real runtime.
+- ``load(path, max_batch) -> Runner``: the host runner, in the format's real runtime;
+- optional ``runnable() -> str | None``: None when artifacts of this format run on this machine, else
+  why not (e.g. "Core ML runs only on macOS"); validation then reports them as not run (skipped);
+- optional ``FLOAT_MODULES = True``: ``export`` honours ``options["float_modules"]`` (submodule names kept
+  in floating point under a quantized scheme), which ``validate --repair`` uses.
 
 ``options`` always holds ``input_names``: the model's input names in argument order (the Dataset
 keys), which formats that name their graph inputs use so the file matches the manifest.
@@ -65,11 +69,20 @@ class Runner(Protocol):
     def __call__(self, *inputs: np.ndarray) -> np.ndarray: ...
 
 
-def run_batched(runner: Runner, inputs: dict[str, np.ndarray], batch_size: int = 256) -> np.ndarray:
-    """Run ``runner`` over every sample of ``inputs``, in batches the artifact accepts."""
+def run_batched(runner: Runner, inputs: dict[str, np.ndarray], batch_size: int = 256,
+                on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """Run ``runner`` over every sample of ``inputs``, in batches the artifact accepts.
+
+    ``on_batch(n)`` is called after each batch of ``n`` samples (progress bars).
+    """
     arrays = list(inputs.values())
     step = min(batch_size, runner.max_batch or batch_size)
-    return np.concatenate([runner(*(a[i : i + step] for a in arrays)) for i in range(0, len(arrays[0]), step)])
+    outputs = []
+    for i in range(0, len(arrays[0]), step):
+        outputs.append(runner(*(a[i : i + step] for a in arrays)))
+        if on_batch is not None:
+            on_batch(len(outputs[-1]))
+    return np.concatenate(outputs)
 
 
 def check_request(fmt: str, schemes: Sequence[str], scheme: str, calibration: dict[str, np.ndarray] | None) -> None:

@@ -23,6 +23,7 @@ SUFFIX = ".pte"
 EXTRA = "executorch"
 BACKEND = "xnnpack"
 SCHEMES = ("fp32", "int8")
+FLOAT_MODULES = True  # export() honours options["float_modules"] (used by validate --repair)
 MAX_BATCH = 1024
 
 log = logging.getLogger("edgedistill")
@@ -46,7 +47,8 @@ def _dynamic_shapes(example_inputs: Sequence[torch.Tensor], dynamic_batch: bool)
 
 
 def _quantize_int8(model: nn.Module, example_inputs: tuple[torch.Tensor, ...],
-                   calibration: dict[str, np.ndarray] | None, dynamic_shapes) -> nn.Module:
+                   calibration: dict[str, np.ndarray] | None, dynamic_shapes,
+                   float_modules: Sequence[str] = ()) -> nn.Module:
     if not calibration or len(next(iter(calibration.values()))) == 0:
         raise UserError("int8 needs a calibration set of representative inputs (none or empty given)")
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
@@ -56,6 +58,14 @@ def _quantize_int8(model: nn.Module, example_inputs: tuple[torch.Tensor, ...],
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    unknown = sorted(set(float_modules) - {name for name, _ in model.named_modules()})
+    if unknown:
+        raise UserError(f"float_modules {', '.join(unknown)} are not submodules of the model")
+    if float_modules:  # accuracy-aware mixed precision (set_module_name(name, None) is not supported yet)
+        from torchao.quantization.pt2e.quantizer.utils import get_module_name_filter
+
+        in_float = [get_module_name_filter(name) for name in float_modules]
+        quantizer.set_filter_function(lambda node: not any(f(node) for f in in_float))
     graph = torch.export.export(model, example_inputs, dynamic_shapes=dynamic_shapes).module()
     prepared = prepare_pt2e(graph, quantizer)
     with torch.no_grad():
@@ -67,7 +77,10 @@ def _quantize_int8(model: nn.Module, example_inputs: tuple[torch.Tensor, ...],
 def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme: str, path: Path,
            calibration: dict[str, np.ndarray] | None = None, dynamic_batch: bool = True,
            options: dict | None = None) -> ExportInfo:
-    """Lower ``model`` to a .pte at ``path`` with XNNPACK, quantized per ``scheme``."""
+    """Lower ``model`` to a .pte at ``path`` with XNNPACK, quantized per ``scheme``.
+
+    ``options["float_modules"]``: qualified names of submodules kept in floating point under int8.
+    """
     require("executorch.exir", EXTRA, "ExecuTorch")
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.devtools.backend_debug import get_delegation_info
@@ -79,7 +92,8 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     dynamic_shapes = _dynamic_shapes(example_inputs, dynamic_batch)
     with torch.no_grad():
         if scheme == "int8":
-            model = _quantize_int8(model, example_inputs, calibration, dynamic_shapes)
+            model = _quantize_int8(model, example_inputs, calibration, dynamic_shapes,
+                                   (options or {}).get("float_modules", ()))
         program = torch.export.export(model, example_inputs, dynamic_shapes=dynamic_shapes)
         edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
     info = get_delegation_info(edge.exported_program().graph_module)

@@ -1,15 +1,24 @@
-"""Render a validation report: a Markdown table (also printed) and JSON, written atomically."""
+"""Render a validation report: terminal table, Markdown, JSON, JUnit XML and plots, written atomically.
+
+``report.md`` is also appended to ``$GITHUB_STEP_SUMMARY`` when that variable is set (GitHub Actions
+shows it on the run's page).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 
 from edgedistill.fileio import ensure_writable_dir, write_text_atomic
-from edgedistill.validation.harness import Report
+from edgedistill.validation.junit import junit_xml
+from edgedistill.validation.results import Report, Row
 
-COLUMNS = ("model", "params", "size", "test acc", "top-1 agree", "KL(teacher‖model)", "max |Δp|",
-           "latency/sample", "peak mem")
+COLUMNS = ("model", "params", "size", "test acc", "top-1 agree", "top-k agree", "KL(teacher‖model)", "max |Δp|",
+           "ECE", "latency/sample", "peak mem", "status")
+STUDENT_COLUMNS = ("artifact", "top-1 agree", "top-k agree", "mean KL", "max KL", "max |Δp|", "p99 |Δp|")
+log = logging.getLogger("edgedistill")
 
 
 def _size(n: int | None) -> str:
@@ -22,53 +31,113 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v:.2%}"
 
 
+def _num(v: float | None) -> str:
+    return "—" if v is None else f"{v:.4f}"
+
+
 def table_rows(report: Report) -> list[list[str]]:
-    """One list of cells per model, in COLUMNS order; metrics are against the teacher."""
+    """One list of cells per model, in COLUMNS order; agreement, KL and |Δp| are against the teacher."""
     rows = []
     for r in report.rows:
+        t = r.vs_teacher or {}
         rows.append([
-            r.name, f"{r.parameters:,}", _size(r.size_bytes), _pct(r.accuracy),
-            _pct(r.vs_teacher["top1_agreement"]), f"{r.vs_teacher['mean_kl']:.4f}", f"{r.vs_teacher['max_abs_dp']:.4f}",
-            "—" if r.latency_ms is None else f"{r.latency_ms * 1000:.0f} µs", "—" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.1f} MiB",
+            r.name, f"{r.parameters:,}" if r.parameters else "—", _size(r.size_bytes), _pct(r.accuracy), _pct(t.get("top1_agreement")),
+            _pct(t.get("topk_agreement")), _num(t.get("mean_kl")), _num(t.get("max_abs_dp")), _num(r.ece),
+            "—" if r.latency_ms is None else f"{r.latency_ms * 1000:.0f} µs",
+            "—" if r.peak_memory_mb is None else f"{r.peak_memory_mb:.1f} MiB", r.status,
         ])
     return rows
 
 
+def _md_table(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> list[str]:
+    def line(cells) -> str:  # a bare | inside a cell (as in |Δp|) would split it
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return [line(header), "|" + "---|" * len(header)] + [line(cells) for cells in rows]
+
+
+def _flips(report: Report, r: Row) -> str:
+    return ", ".join(f"{report.class_name(f['reference'])}→{report.class_name(f['candidate'])} ×{f['count']}"
+                     for f in r.flips_vs_teacher) or "none"
+
+
 def markdown(report: Report) -> str:
-    """The comparison table and the checks, as GitHub-flavoured Markdown."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(report)]
-    lines += ["", f"{report.samples} held-out samples of {report.data}; agreement, KL and |Δp| against the teacher.", ""]
-    lines += ["| artifact | check | value | bound | result |", "|---|---|---|---|---|"]
+    """The comparison tables, the checks, flips, localization and repairs, as GitHub-flavoured Markdown."""
+    lines = ["## edgedistill validate", ""] + _md_table(COLUMNS, table_rows(report))
+    lines += ["", f"{report.samples} held-out samples of {report.data}; agreement (top-k: k = {report.top_k}), "
+              "KL and |Δp| against the teacher.", "", "Against the fp32 student:", ""]
+    student_rows = [[r.name] + [_pct(s[k]) if k.startswith("top") else _num(s[k]) for k in
+                                ("top1_agreement", "topk_agreement", "mean_kl", "max_kl", "max_abs_dp", "p99_abs_dp")]
+                    for r in report.rows if r.role != "student" and (s := r.vs_student)]
+    lines += _md_table(STUDENT_COLUMNS, student_rows)
+    lines += ["", "| artifact | check | value | bound | result |", "|---|---|---|---|---|"]
     for r in report.rows:
         for c in r.checks:
             op = "≥" if c.kind == "min" else "≤"
-            lines.append(f"| {r.name} | {c.name} | {c.value:.4f} | {op} {c.bound:g} | {'pass' if c.passed else 'FAIL'} |")
-    lines += ["", f"**{'PASS' if report.passed else 'FAIL'}**"]
+            result = {"pass": "pass", "fail": "**FAIL**"}.get(c.status, f"skipped: {c.reason}")
+            lines.append(f"| {r.name} | {c.name} | {_num(c.value)} | {op} {c.bound:g} | {result} |")
+    flipped = [r for r in report.rows if r.role != "teacher" and r.flips_vs_teacher]
+    if flipped:
+        lines += ["", "Most frequent disagreements with the teacher (teacher's class → model's class):", ""]
+        lines += [f"- {r.name}: {_flips(report, r)}" for r in flipped]
+    for r in report.rows:
+        if r.localization:
+            lines += ["", f"Localization for {r.name}: {r.localization['summary']}"]
+    for repair in report.repairs:
+        lines += ["", f"Repair of {repair['bundle']}: {repair['summary']}"]
+    if report.plots:
+        lines += ["", "Plots: " + ", ".join(f"[{name}]({Path(path).name})" for name, path in report.plots.items())]
+    head, _, rest = verdict(report).partition(":")
+    lines += ["", f"**{head}**:{rest}"]
     return "\n".join(lines) + "\n"
 
 
+def verdict(report: Report) -> str:
+    """The last line of every report."""
+    if report.status == "fail":
+        return "FAIL: see the failed checks above"
+    if report.status == "not run":
+        return "NOT RUN: no artifact could run on this machine (nothing was checked)"
+    skipped = [r.name for r in report.rows if r.not_run]
+    return "PASS: every artifact agrees with the teacher within tolerance" + (
+        f" ({len(skipped)} not run here: {', '.join(skipped)})" if skipped else "")
+
+
 def text_table(report: Report) -> str:
-    """The table aligned for a terminal, then one line per failed check."""
+    """The table aligned for a terminal, then one line per failed check, then the verdict."""
     rows = [list(COLUMNS)] + table_rows(report)
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     out = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
            for row in rows]
     out.insert(1, "  ".join("-" * w for w in widths))
     for r in report.rows:
-        for c in r.checks:
-            if not c.passed:
-                op = "≥" if c.kind == "min" else "≤"
-                out.append(f"FAIL {r.name}: {c.name} = {c.value:.4f}, needs {op} {c.bound:g}")
-    out.append("PASS: every artifact agrees with the teacher within tolerance" if report.passed
-               else "FAIL: see the checks above")
+        if r.not_run:
+            out.append(f"NOT RUN {r.name}: {r.not_run}")
+        out += [f"FAIL {r.name}: {c.describe()}" for c in r.checks if c.failed]
+        if r.localization:
+            out.append(f"  where: {r.localization['summary']}")
+    out += [f"REPAIR {repair['bundle']}: {repair['summary']}" for repair in report.repairs]
+    out.append(verdict(report))
     return "\n".join(out)
 
 
-def write_reports(report: Report, out: Path) -> dict[str, Path]:
-    """Write report.json and report.md into ``out``."""
+def write_reports(report: Report, out: Path, plots: bool = True) -> dict[str, Path]:
+    """Write report.json, report.md, junit.xml (and the plots) into ``out``."""
     out = ensure_writable_dir(Path(out))
-    paths = {"json": out / "report.json", "markdown": out / "report.md"}
+    if plots:
+        from edgedistill.validation.plots import write_plots
+
+        report.plots = {name: str(path) for name, path in write_plots(report, out).items()}
+    paths = {"json": out / "report.json", "markdown": out / "report.md", "junit": out / "junit.xml"}
+    write_text_atomic(paths["junit"], junit_xml(report))
     write_text_atomic(paths["json"], json.dumps(report.to_dict(), indent=2) + "\n")
-    write_text_atomic(paths["markdown"], markdown(report))
+    text = markdown(report)
+    write_text_atomic(paths["markdown"], text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+        except OSError as exc:  # the report itself is written; a bad summary path must not lose it
+            log.warning("could not append to GITHUB_STEP_SUMMARY %s: %s", summary, exc.strerror)
     return paths
