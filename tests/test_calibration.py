@@ -70,6 +70,6 @@ def test_representative_calibration_beats_noise(demo_out, tmp_path):
             executorch.export(student, example, scheme="int8", path=path, calibration={"x": calibration})
             out = run_batched(executorch.load(path, 1024), test.inputs)
         results[name] = compare(reference, out)
-    # deterministic (fixed student, seeded noise); on the demo student noise roughly doubles the KL
-    assert results["real"]["mean_kl"] * 1.5 < results["noise"]["mean_kl"], results
+    # deterministic (fixed student, seeded noise); noise raised the KL by 1.5-2x on the demo students we tried
+    assert results["real"]["mean_kl"] * 1.2 < results["noise"]["mean_kl"], results
     assert results["real"]["max_abs_dp"] < results["noise"]["max_abs_dp"], results
