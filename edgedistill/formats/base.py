@@ -7,7 +7,9 @@ A format module defines, at module level:
 - ``missing() -> str | None``: None when export and run work here, else what to install;
 - ``export(model, example_inputs, *, scheme, path, calibration, dynamic_batch, options) -> ExportInfo``
   (``options``: the format's table from ``[export.options.<format>]``);
-- ``load(path, max_batch) -> Runner``: the host runner, in the format's real runtime.
+- ``load(path, max_batch) -> Runner``: the host runner, in the format's real runtime; raises
+  ``HostRunUnavailable`` where this machine cannot run the artifact (Core ML off macOS), so export
+  records the run as skipped and validation reports the bundle as not run, never as passed.
 
 Quantization schemes share one vocabulary across formats (``SCHEMES`` below), so target profiles
 and tolerances can name them without knowing the format.
@@ -19,8 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
+import re
+
 import numpy as np
 import torch
+
+from edgedistill.errors import UserError
 
 
 SCHEMES: dict[str, str] = {
@@ -47,6 +53,32 @@ class ExportInfo:
     portable_ops: int | None = None
     dynamic_batch: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    backend: str | None = None  # when an option picked another backend than the module's BACKEND
+    portable_compute_ops: int | None = None  # compute (not data-movement) ops left to the portable fallback
+    input_dtypes: dict[str, str] = field(default_factory=dict)  # where the artifact's input dtype differs from the data's
+
+
+class HostRunUnavailable(UserError):
+    """This machine cannot run the artifact (e.g. Core ML off macOS): a skip with a reason, not a failure."""
+
+
+_OPERATOR_PATTERNS = (
+    r"Unsupported fx node (\w+)",                       # coremltools
+    r"convert function for op '(\w+)'",                 # coremltools, TorchScript frontend
+    r"Missing out variants: \{'([\w:.]+)'",             # ExecuTorch: no kernel for an op
+    r"(aten[.:]+\w+(?:\.\w+)?)",                         # any message naming an ATen op
+)
+
+
+def lowering_error(fmt: str, exc: BaseException) -> UserError:
+    """A one-line UserError for a model ``fmt`` cannot lower, naming the operator when the message does."""
+    message = " ".join(str(exc).split())
+    for pattern in _OPERATOR_PATTERNS:
+        found = re.search(pattern, message)
+        if found:
+            return UserError(f"{fmt} cannot lower the model: operator {found.group(1)} is not supported "
+                             f"({type(exc).__name__}: {message[:160]})")
+    return UserError(f"{fmt} cannot lower the model ({type(exc).__name__}: {message[:200]})")
 
 
 class Runner(Protocol):

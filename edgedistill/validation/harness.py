@@ -20,7 +20,7 @@ from edgedistill.config import Tolerance
 from edgedistill.data import Dataset
 from edgedistill.errors import UserError
 from edgedistill.formats import get as get_format
-from edgedistill.formats.base import run_batched
+from edgedistill.formats.base import HostRunUnavailable, run_batched
 from edgedistill.distillation.trainer import predict_logits
 from edgedistill.modelref import count_parameters
 from edgedistill.quiet import quiet
@@ -56,10 +56,15 @@ class Row:
     path: str | None = None
     delegation: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
+    skipped: str | None = None  # why this artifact could not run here (e.g. Core ML off macOS): not a pass
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return self.skipped is None and all(c.passed for c in self.checks)
+
+    @property
+    def status(self) -> str:
+        return "skipped" if self.skipped else "pass" if self.passed else "fail"
 
 
 @dataclass
@@ -72,11 +77,12 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.rows)
+        """Every artifact that ran agrees; skipped ones are listed, neither passed nor failed."""
+        return all(r.passed for r in self.rows if r.skipped is None)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": 1, "passed": self.passed, "samples": self.samples, "data": self.data,
-                "rows": [{**asdict(r), "passed": r.passed} for r in self.rows]}
+                "rows": [{**asdict(r), "passed": r.passed, "status": r.status} for r in self.rows]}
 
 
 def checks_for(vs_teacher: dict[str, float], vs_student: dict[str, float], tol: Tolerance) -> list[Check]:
@@ -121,8 +127,17 @@ def validate_bundles(bundles: list[Path], *, teacher: nn.Module, student: nn.Mod
     rows = [teacher_row, student_row]
     for folder, manifest, model_path in opened:
         fmt = get_format(manifest.format)
+        try:
+            with quiet():
+                runner = fmt.load(model_path, manifest.max_batch)
+        except HostRunUnavailable as exc:
+            rows.append(Row(name=f"student .{model_path.suffix.lstrip('.')} {manifest.quantization}",
+                            runtime=manifest.format, quantization=manifest.quantization,
+                            parameters=student_row.parameters, size_bytes=manifest.size_bytes, accuracy=None,
+                            vs_teacher={}, vs_student=None, latency_ms=None, peak_memory_mb=None, path=str(folder),
+                            delegation=manifest.delegation, skipped=str(exc)))
+            continue
         with quiet():
-            runner = fmt.load(model_path, manifest.max_batch)
             logits = run_batched(runner, data.inputs)
             latency = median_latency_ms(runner, data.inputs, latency_samples)
         if logits.shape != teacher_logits.shape:
@@ -137,4 +152,6 @@ def validate_bundles(bundles: list[Path], *, teacher: nn.Module, student: nn.Mod
             latency_ms=latency, peak_memory_mb=peak_memory_mb("bundle", folder, data.inputs) if measure_memory else None,
             path=str(folder), delegation=manifest.delegation, checks=checks_for(vs_teacher, vs_student, tol),
         ))
+    if opened and all(r.skipped for r in rows[2:]):  # a gate must not pass on nothing having run
+        raise UserError(f"no bundle can run on this machine, nothing was validated: {rows[2].skipped}")
     return Report(rows=rows, samples=len(data), data=data.name)

@@ -26,6 +26,9 @@ def table_rows(report: Report) -> list[list[str]]:
     """One list of cells per model, in COLUMNS order; metrics are against the teacher."""
     rows = []
     for r in report.rows:
+        if r.skipped:
+            rows.append([r.name, f"{r.parameters:,}", _size(r.size_bytes)] + ["not run"] * (len(COLUMNS) - 3))
+            continue
         rows.append([
             r.name, f"{r.parameters:,}", _size(r.size_bytes), _pct(r.accuracy),
             _pct(r.vs_teacher["top1_agreement"]), f"{r.vs_teacher['mean_kl']:.4f}", f"{r.vs_teacher['max_abs_dp']:.4f}",
@@ -44,6 +47,7 @@ def markdown(report: Report) -> str:
         for c in r.checks:
             op = "≥" if c.kind == "min" else "≤"
             lines.append(f"| {r.name} | {c.name} | {c.value:.4f} | {op} {c.bound:g} | {'pass' if c.passed else 'FAIL'} |")
+    lines += [f"| {r.name} | run | — | — | skipped: {r.skipped} |" for r in report.rows if r.skipped]
     lines += ["", f"**{'PASS' if report.passed else 'FAIL'}**"]
     return "\n".join(lines) + "\n"
 
@@ -60,8 +64,10 @@ def text_table(report: Report) -> str:
             if not c.passed:
                 op = "≥" if c.kind == "min" else "≤"
                 out.append(f"FAIL {r.name}: {c.name} = {c.value:.4f}, needs {op} {c.bound:g}")
-    out.append("PASS: every artifact agrees with the teacher within tolerance" if report.passed
-               else "FAIL: see the checks above")
+    skipped = [r for r in report.rows if r.skipped]
+    out += [f"SKIPPED {r.name}: {r.skipped}" for r in skipped]
+    ran = "every artifact that ran" if skipped else "every artifact"
+    out.append(f"PASS: {ran} agrees with the teacher within tolerance" if report.passed else "FAIL: see the checks above")
     return "\n".join(out)
 
 
