@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgedistill.errors import UserError
 
@@ -61,13 +61,41 @@ class DistillConfig(_Section):
     seed: int = 0
 
 
+class ArtifactSpec(_Section):
+    """One artifact to build: a format, a quantization scheme and the format's options."""
+
+    format: str
+    quantization: str = "fp32"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def bundle_name(self) -> str:
+        """Folder name of its bundle, e.g. ``student-executorch-int8`` or ``student-executorch-coreml-fp16``."""
+        backend = self.options.get("backend")
+        return "-".join(["student", self.format, *([str(backend)] if backend else []), self.quantization])
+
+
 class ExportConfig(_Section):
+    target: str | None = Field(None, description="device profile (ios, android, linux-arm64 or a .toml); "
+                                                 "replaces formats x quantization")
     formats: list[str] = Field(default_factory=lambda: ["executorch"])
     quantization: list[str] = Field(default_factory=lambda: ["fp32", "int8"])
     calibration_samples: int = Field(256, ge=1)
     dynamic_batch: bool = True
     options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-format exporter options, e.g. [export.options.coreml]")
+    calibration: str | None = Field(None, description="calibration .npz (edgedistill calibrate); "
+                                                      "default: calibration_samples drawn from the training split")
+
+    def artifacts(self) -> list[ArtifactSpec]:
+        """What to build: the target profile's artifacts, or every format x quantization."""
+        if self.target:
+            from edgedistill.target_profiles import load_profile
+
+            return [a.model_copy(update={"options": {**self.options.get(a.format, {}), **a.options}})
+                    for a in load_profile(self.target).artifacts]
+        return [ArtifactSpec(format=f, quantization=q, options=self.options.get(f, {}))
+                for f in self.formats for q in self.quantization]
 
 
 class Tolerance(_Section):
@@ -90,6 +118,18 @@ def _default_tolerances() -> dict[str, Tolerance]:
 
 class ValidateConfig(_Section):
     tolerances: dict[str, Tolerance] = Field(default_factory=_default_tolerances)
+
+    @field_validator("tolerances", mode="before")
+    @classmethod
+    def _over_defaults(cls, given: Any) -> Any:
+        """A file that sets one scheme's bound keeps every other default (merged key by key)."""
+        if not isinstance(given, dict):
+            return given
+        merged = {k: v.model_dump() for k, v in _default_tolerances().items()}
+        for scheme, bounds in given.items():
+            bounds = bounds.model_dump() if isinstance(bounds, Tolerance) else bounds
+            merged[scheme] = {**merged.get(scheme, {}), **bounds} if isinstance(bounds, dict) else bounds
+        return merged
     latency_samples: int = Field(200, ge=1)
     measure_memory: bool = True
 
@@ -172,6 +212,16 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     for key, value in (overrides or {}).items():
         if value is not None:
             _apply(data, key, value)
+    target = data.get("export", {}).get("target") if isinstance(data.get("export"), dict) else None
+    if target:  # precedence: defaults < the target profile's tolerances < the user's own
+        from edgedistill.target_profiles import tolerance_overrides
+
+        validate = data.setdefault("validate", {})
+        user = validate.get("tolerances", {})
+        merged = tolerance_overrides(str(target))
+        for scheme, bounds in user.items():
+            merged[scheme] = {**merged.get(scheme, {}), **bounds}
+        validate["tolerances"] = merged
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from edgedistill import formats
+from edgedistill.config import ArtifactSpec
 from edgedistill.bundle import GOLDEN, Manifest, TensorSpec, write_golden, write_manifest
 from edgedistill.data import Dataset, Inputs, take
 from edgedistill.distillation.trainer import predict_logits
@@ -36,15 +37,14 @@ def calibration_set(data: Dataset, n: int, seed: int = 0) -> Inputs:
     return take(data.inputs, np.sort(index))
 
 
-def _check_requested(fmt_names: list[str], schemes: list[str]) -> None:
+def _check_requested(artifacts: list[ArtifactSpec]) -> None:
     """Fail before any work when a format or scheme is unknown or its backend is missing."""
-    if not fmt_names or not schemes:
+    if not artifacts:
         raise UserError("nothing to export: give at least one format and one quantization scheme")
-    for name in fmt_names:
-        module = formats.get(name)
-        unsupported = [s for s in schemes if s not in module.SCHEMES]
-        if unsupported:
-            raise UserError(f"format {name} does not support quantization {', '.join(unsupported)}; "
+    for spec in artifacts:
+        module = formats.get(spec.format)
+        if spec.quantization not in module.SCHEMES:
+            raise UserError(f"format {spec.format} does not support quantization {spec.quantization!r}; "
                             f"supported: {', '.join(module.SCHEMES)}")
         with quiet():  # importing a backend prints warnings of its own
             problem = module.missing()
@@ -52,15 +52,16 @@ def _check_requested(fmt_names: list[str], schemes: list[str]) -> None:
             raise UserError(problem)
 
 
-def export_bundle(student: nn.Module, fmt_name: str, scheme: str, *, out_dir: Path, sample: Inputs,
+def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, sample: Inputs,
                   calibration: Inputs | None, golden: dict[str, np.ndarray], info: dict[str, Any],
-                  dynamic_batch: bool = True, stem: str = "student", options: dict[str, Any] | None = None) -> Path:
+                  dynamic_batch: bool = True) -> Path:
     """Export one artifact and write its bundle folder atomically; returns the folder."""
+    fmt_name, scheme, options = spec.format, spec.quantization, spec.options
     module = formats.get(fmt_name)
     example = tuple(torch.as_tensor(v[:2]) for v in sample.values())
     with torch.no_grad():
         n_classes = int(student(*example).shape[-1])
-    final = Path(out_dir) / f"{stem}-{fmt_name}-{scheme}"
+    final = Path(out_dir) / spec.bundle_name
     with atomic_path(final, is_dir=True) as tmp:
         model_path = tmp / f"model{module.SUFFIX}"
         extra = {"input_names": list(sample)} if "input_names" in inspect.signature(module.export).parameters else {}
@@ -107,13 +108,13 @@ def _run_back(module, model_path: Path, max_batch: int | None, sample: Inputs, n
     return {"status": "ran", "reason": f"ran on {platform.system()} {platform.machine()} at export"}
 
 
-def export_student(student: nn.Module, *, formats_: list[str], schemes: list[str], out_dir: Path,
+def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir: Path,
                    train: Dataset, test: Dataset, calibration_samples: int, teacher: nn.Module | None = None,
                    temperature: float | None = None, dynamic_batch: bool = True, golden_count: int = 64,
-                   student_info: dict[str, Any] | None = None,
-                   options: dict[str, dict[str, Any]] | None = None) -> list[Path]:
-    """Export ``student`` to every format x scheme; golden inputs come from ``test``."""
-    _check_requested(formats_, schemes)
+                   student_info: dict[str, Any] | None = None, calibration: Inputs | None = None) -> list[Path]:
+    """Export ``student`` as every artifact; golden inputs come from ``test``, calibration from ``train``
+    (unless a calibration set is given)."""
+    _check_requested(artifacts)
     ensure_writable_dir(Path(out_dir))
     student = student.eval()
     gx = take(test.inputs, slice(0, golden_count))
@@ -123,19 +124,19 @@ def export_student(student: nn.Module, *, formats_: list[str], schemes: list[str
         golden["teacher_probs"] = softmax(predict_logits(teacher, gx).numpy()).astype(np.float32)
     info = {"labels": train.labels, "preprocessing": train.preprocessing, "temperature": temperature,
             "student": dict(student_info or {})}
-    calibration = calibration_set(train, calibration_samples) if NEEDS_CALIBRATION & set(schemes) else None
+    if calibration is None and NEEDS_CALIBRATION & {a.quantization for a in artifacts}:
+        calibration = calibration_set(train, calibration_samples)
     written: list[Path] = []
     failed: dict[str, str] = {}  # format -> first error; every artifact is tried so the error can say what works
-    for f in formats_:
-        for s in schemes:
-            try:
-                written.append(export_bundle(student, f, s, out_dir=Path(out_dir), sample=test.inputs,
-                                             calibration=calibration, golden=golden, info=info,
-                                             dynamic_batch=dynamic_batch, options=(options or {}).get(f)))
-            except UserError as exc:
-                failed.setdefault(f, f"{s}: {exc}")
+    for spec in artifacts:
+        label = spec.format + (f" ({spec.options['backend']})" if spec.options.get("backend") else "")
+        try:
+            written.append(export_bundle(student, spec, out_dir=Path(out_dir), sample=test.inputs,
+                                         calibration=calibration, golden=golden, info=info, dynamic_batch=dynamic_batch))
+        except UserError as exc:
+            failed.setdefault(label, f"{spec.quantization}: {exc}")
     if failed:  # the failed artifacts left nothing behind (atomic); the others are complete and kept
-        accepted = [f for f in formats_ if f not in failed]
+        accepted = sorted({spec.format for spec in artifacts} - {label.split()[0] for label in failed})
         hint = f"; formats that accepted the model (bundles written): {', '.join(accepted)}" if accepted else ""
-        raise UserError("; ".join(f"{f} {msg}" for f, msg in failed.items()) + hint)
+        raise UserError("; ".join(f"{label} {msg}" for label, msg in failed.items()) + hint)
     return written

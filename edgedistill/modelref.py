@@ -74,12 +74,22 @@ def _load_weights(model: nn.Module, state: dict[str, Any], source: Path) -> None
         raise UserError(f"checkpoint {source} does not fit the model: {' '.join(first[:2])[:300]}") from None
 
 
+def names_checkpoint(ref: ModelRef) -> bool:
+    """True when ``ref.model`` is a checkpoint path rather than a ``package.module:function`` factory."""
+    return ":" not in ref.model or Path(ref.model).is_file()
+
+
+def has_weights(ref: ModelRef) -> bool:
+    """True when the reference carries trained weights (a checkpoint, or a factory plus a state dict)."""
+    return names_checkpoint(ref) or bool(ref.checkpoint)
+
+
 def load_model(ref: ModelRef | str) -> nn.Module:
     """Build the model a reference names, with its weights, in eval mode."""
     if isinstance(ref, str):
         ref = ModelRef(model=ref)
     path = Path(ref.model)
-    if path.suffix in {".pt", ".pth", ".ckpt"} or path.is_file():
+    if names_checkpoint(ref):
         data = read_checkpoint(path)
         if data.get("kind") != CHECKPOINT_KIND:
             raise UserError(
@@ -99,7 +109,7 @@ def factory_of(ref: ModelRef | str) -> tuple[str, dict[str, Any]]:
     """The factory string and kwargs that rebuild the architecture a reference names."""
     if isinstance(ref, str):
         ref = ModelRef(model=ref)
-    if Path(ref.model).is_file():
+    if names_checkpoint(ref):
         data = read_checkpoint(ref.model)
         return data["factory"], {**data.get("kwargs", {}), **ref.kwargs}
     return ref.model, dict(ref.kwargs)

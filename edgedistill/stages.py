@@ -13,13 +13,14 @@ from pathlib import Path
 
 import torch
 
-from edgedistill.config import ModelRef, PipelineConfig
+from edgedistill.calibrate import read as read_calibration
+from edgedistill.config import PipelineConfig
 from edgedistill.data import Splits, load_dataset, split
 from edgedistill.distillation.trainer import TrainResult, check_compatible, train
 from edgedistill.errors import UserError
 from edgedistill.exporter import export_student
 from edgedistill.fileio import ensure_writable_dir
-from edgedistill.modelref import count_parameters, factory_of, load_model, save_checkpoint
+from edgedistill.modelref import count_parameters, factory_of, has_weights, load_model, save_checkpoint
 from edgedistill.validation.harness import Report, validate_bundles
 from edgedistill.validation.report import write_reports
 
@@ -39,10 +40,6 @@ def load_splits(config: PipelineConfig) -> Splits:
     return split(load_dataset(d.source), d.test_fraction, d.val_fraction, d.seed)
 
 
-def _has_weights(ref: ModelRef) -> bool:
-    return bool(ref.checkpoint) or Path(ref.model).is_file()
-
-
 def distill(config: PipelineConfig) -> DistillOutput:
     """Train the teacher if it is a bare factory (demo), then distill the student; write both checkpoints."""
     out = ensure_writable_dir(Path(config.out))
@@ -55,7 +52,7 @@ def distill(config: PipelineConfig) -> DistillOutput:
     t_params, s_params = count_parameters(teacher), count_parameters(student)
     log.info("teacher %s parameters, student %s (%.1f%%)", f"{t_params:,}", f"{s_params:,}", 100 * s_params / t_params)
 
-    if not _has_weights(config.teacher):
+    if not has_weights(config.teacher):
         if config.teacher.train_epochs == 0:
             raise UserError(f"teacher {config.teacher.model} has no weights: give a checkpoint or set teacher.train_epochs")
         train(teacher, splits.train, val=splits.val, epochs=config.teacher.train_epochs, lr=config.teacher.train_lr,
@@ -78,18 +75,19 @@ def distill(config: PipelineConfig) -> DistillOutput:
 
 def export(config: PipelineConfig) -> list[Path]:
     """Export the student named by ``config.student`` to every configured format and scheme."""
-    if not _has_weights(config.student):
+    if not has_weights(config.student):
         raise UserError(f"export needs a trained student: give its checkpoint (--student PATH), not {config.student.model}")
     splits = load_splits(config)
     student = load_model(config.student)
-    teacher = load_model(config.teacher) if _has_weights(config.teacher) else None
+    teacher = load_model(config.teacher) if has_weights(config.teacher) else None
     check_compatible(teacher or student, student, splits.test)
     e = config.export
-    return export_student(student, formats_=e.formats, schemes=e.quantization, out_dir=Path(config.out) / "bundles",
+    calibration = read_calibration(e.calibration, splits.test.inputs) if e.calibration else None
+    return export_student(student, e.artifacts(), out_dir=Path(config.out) / "bundles",
                           train=splits.train, test=splits.test, calibration_samples=e.calibration_samples,
                           teacher=teacher, temperature=config.distill.temperature, dynamic_batch=e.dynamic_batch,
                           student_info={"checkpoint": config.student.model, "parameters": count_parameters(student)},
-                          options=e.options)
+                          calibration=calibration)
 
 
 def validate(config: PipelineConfig, bundles: list[Path]) -> Report:
@@ -97,7 +95,7 @@ def validate(config: PipelineConfig, bundles: list[Path]) -> Report:
     if not bundles:
         raise UserError("no bundles to validate")
     for ref, role in ((config.teacher, "teacher"), (config.student, "student")):
-        if not _has_weights(ref):
+        if not has_weights(ref):
             raise UserError(f"validate needs the trained {role}: give its checkpoint (--{role} PATH)")
     splits = load_splits(config)
     teacher, student = load_model(config.teacher), load_model(config.student)

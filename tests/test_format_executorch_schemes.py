@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from edgedistill.bundle import read_bundle
+from edgedistill.config import ArtifactSpec
 from edgedistill.errors import UserError
 from edgedistill.exporter import export_student
 from edgedistill.formats import executorch
@@ -21,8 +22,9 @@ MIN_AGREEMENT = {"fp32": 0.995, "fp16": 0.995, "int8": 0.98, "int8-dynamic": 0.9
 def exported(request, tmp_path_factory) -> tuple:
     model, splits = trained_digits() if request.param == "digits" else trained_encoder()
     out = tmp_path_factory.mktemp(f"et-{request.param}")
-    bundles = export_student(model, formats_=["executorch"], schemes=list(executorch.SCHEMES), out_dir=out,
-                             train=splits.train, test=splits.test, calibration_samples=128)
+    artifacts = [ArtifactSpec(format="executorch", quantization=s) for s in executorch.SCHEMES]
+    bundles = export_student(model, artifacts, out_dir=out, train=splits.train, test=splits.test,
+                             calibration_samples=128)
     return request.param, model, splits, {read_bundle(b)[0].quantization: b for b in bundles}
 
 

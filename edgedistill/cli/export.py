@@ -9,7 +9,8 @@ from edgedistill.cli.distill import add_model_flags
 
 FLAGS = {"teacher": "teacher.model", "student": "student.model", "data": "data.source",
          "formats": "export.formats", "quantization": "export.quantization",
-         "calibration_samples": "export.calibration_samples"}
+         "calibration_samples": "export.calibration_samples", "target": "export.target",
+         "calibration": "export.calibration"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_flags(p)
     p.add_argument("--format", "--formats", dest="formats", type=common.comma_list, help="e.g. executorch")
     p.add_argument("--quantization", "-q", type=common.comma_list, help="e.g. fp32,int8")
-    p.add_argument("--calibration-samples", type=int, help="inputs used to calibrate int8 (default 256)")
+    p.add_argument("--target", metavar="PROFILE", help="ios, android, linux-arm64 or a profile .toml "
+                   "(replaces --format/-q; see edgedistill targets)")
+    p.add_argument("--calibration", metavar="NPZ", help="calibration set from edgedistill calibrate")
+    p.add_argument("--calibration-samples", type=int, help="inputs drawn from the training split to calibrate "
+                   "int8 when no --calibration is given (default 256)")
     p.set_defaults(run=run)
 
 
