@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pathlib import Path
+
+from edgedistill.bundle import read_bundle
+from edgedistill.config import ArtifactSpec
 from edgedistill.data import Splits, load_dataset, split
+from edgedistill.exporter import export_student
 from edgedistill.distillation.trainer import predict_logits, train
 from edgedistill.zoo import digits, text
 
@@ -32,3 +37,15 @@ def top1_agreement(model: torch.nn.Module, inputs: dict[str, np.ndarray], logits
     """Share of samples where ``logits`` pick the same class as ``model`` in PyTorch fp32."""
     reference = predict_logits(model, inputs).numpy()
     return float((reference.argmax(1) == logits.argmax(1)).mean())
+
+
+def export_schemes(which: str, fmt: str, schemes: tuple[str, ...], out: Path) -> tuple:
+    """Train ``which`` ('digits' or 'encoder') and export it as every scheme of ``fmt``.
+
+    Returns (model, splits, {scheme: bundle folder}).
+    """
+    model, splits = trained_digits() if which == "digits" else trained_encoder()
+    artifacts = [ArtifactSpec(format=fmt, quantization=s) for s in schemes]
+    bundles = export_student(model, artifacts, out_dir=out, train=splits.train, test=splits.test,
+                             calibration_samples=128)
+    return model, splits, {read_bundle(b)[0].quantization: b for b in bundles}

@@ -7,12 +7,10 @@ import pytest
 import torch
 
 from edgedistill.bundle import read_bundle
-from edgedistill.config import ArtifactSpec
 from edgedistill.errors import UserError
-from edgedistill.exporter import export_student
 from edgedistill.formats import executorch
 from edgedistill.formats.base import run_batched
-from format_models import top1_agreement, trained_digits, trained_encoder
+from format_models import export_schemes, top1_agreement
 
 pytestmark = pytest.mark.slow
 MIN_AGREEMENT = {"fp32": 0.995, "fp16": 0.995, "int8": 0.98, "int8-dynamic": 0.98}
@@ -20,12 +18,8 @@ MIN_AGREEMENT = {"fp32": 0.995, "fp16": 0.995, "int8": 0.98, "int8-dynamic": 0.9
 
 @pytest.fixture(scope="module", params=["digits", "encoder"])
 def exported(request, tmp_path_factory) -> tuple:
-    model, splits = trained_digits() if request.param == "digits" else trained_encoder()
     out = tmp_path_factory.mktemp(f"et-{request.param}")
-    artifacts = [ArtifactSpec(format="executorch", quantization=s) for s in executorch.SCHEMES]
-    bundles = export_student(model, artifacts, out_dir=out, train=splits.train, test=splits.test,
-                             calibration_samples=128)
-    return request.param, model, splits, {read_bundle(b)[0].quantization: b for b in bundles}
+    return request.param, *export_schemes(request.param, "executorch", executorch.SCHEMES, out)
 
 
 @pytest.mark.parametrize("scheme", executorch.SCHEMES)

@@ -49,6 +49,11 @@ def missing() -> str | None:
     return None
 
 
+def host_run_problem(options: dict | None = None) -> str | None:
+    """Why this machine cannot run a Core ML model (None on macOS)."""
+    return None if platform.system() == "Darwin" else f"Core ML runs only on macOS (this is {platform.system()})"
+
+
 def _enum(kind: Any, value: str, key: str) -> Any:
     if value not in kind.__members__:
         raise UserError(f"coreml option {key} = {value!r} is unknown; use one of {', '.join(kind.__members__)}")
@@ -76,8 +81,10 @@ def compile_options(options: dict[str, Any], scheme: str) -> tuple[Any, Any, Any
 def int8_quantizer() -> Any:
     """Core ML's pt2e quantizer: int8 per-channel symmetric weights, uint8 activations (iOS 17+)."""
     import coremltools as ct
-    from executorch.backends.apple.coreml.quantizer import CoreMLQuantizer
 
+    # coremltools' own copy targets the retired torch.ao pt2e; ExecuTorch's works with torchao's
+    CoreMLQuantizer = require("executorch.backends.apple.coreml.quantizer", "executorch",
+                              "ExecuTorch (Core ML int8 uses its CoreMLQuantizer)").CoreMLQuantizer
     config = ct.optimize.torch.quantization.LinearQuantizerConfig(
         global_config=ct.optimize.torch.quantization.ModuleLinearQuantizerConfig(
             quantization_scheme="symmetric", activation_dtype=torch.quint8, weight_dtype=torch.qint8,
@@ -156,6 +163,8 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     target, precision, units = compile_options(options, scheme)
     names = list(input_names or [f"input_{i}" for i in range(len(example_inputs))])
     shapes = dynamic_shapes(example_inputs, dynamic_batch, MAX_BATCH)
+    if scheme == "int8":
+        int8_quantizer()  # a missing ExecuTorch is an install hint, not a "cannot lower" error
     try:
         with torch.no_grad():
             mlmodel = _convert(model.eval(), example_inputs, scheme, shapes, calibration, target, precision)
@@ -197,6 +206,7 @@ class MLPackageRunner:
 def load(path: Path, max_batch: int | None = None) -> MLPackageRunner:
     """Load an ``.mlpackage`` for prediction; HostRunUnavailable anywhere but macOS."""
     require("coremltools", EXTRA, "coremltools")
-    if platform.system() != "Darwin":
-        raise HostRunUnavailable(f"Core ML runs only on macOS: cannot run {Path(path).name} on {platform.system()}")
+    problem = host_run_problem()
+    if problem:
+        raise HostRunUnavailable(f"{problem}: {Path(path).name} was converted and checked, not run")
     return MLPackageRunner(path, max_batch)

@@ -44,6 +44,19 @@ def missing() -> str | None:
     return None
 
 
+def _coreml_delegate_problem() -> str | None:
+    from executorch.runtime import Runtime
+
+    if Runtime.get().backend_registry.is_available("CoreMLBackend"):
+        return None
+    return "the ExecuTorch Core ML delegate runs only on macOS/iOS (this ExecuTorch has no CoreMLBackend)"
+
+
+def host_run_problem(options: dict | None = None) -> str | None:
+    """Why this machine cannot run a .pte built with ``options`` (None when it can)."""
+    return _coreml_delegate_problem() if (options or {}).get("backend") == "coreml" else None
+
+
 def _partitioner(backend: str, scheme: str, options: dict[str, Any]):
     if backend == "coreml":
         from executorch.backends.apple.coreml.compiler import CoreMLBackend
@@ -131,10 +144,9 @@ class PteRunner:
             self._program = runtime.load_program(Path(path))
         except Exception as exc:  # the runtime raises RuntimeError/ValueError for bad programs
             raise UserError(f"ExecuTorch cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
-        if b"CoreMLBackend" in Path(path).read_bytes() and not runtime.backend_registry.is_available("CoreMLBackend"):
-            # the program itself loaded, so the file is sound; only its delegate cannot run here
-            raise HostRunUnavailable("the ExecuTorch Core ML delegate runs only on macOS/iOS: this ExecuTorch "
-                                     "has no CoreMLBackend")
+        problem = _coreml_delegate_problem() if b"CoreMLBackend" in Path(path).read_bytes() else None
+        if problem:  # the program itself loaded, so the file is sound; only its delegate cannot run here
+            raise HostRunUnavailable(problem)
         try:
             self._method = self._program.load_method("forward")
         except Exception as exc:
