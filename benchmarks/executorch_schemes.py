@@ -46,7 +46,8 @@ def bench(name: str, model: torch.nn.Module, inputs: dict[str, np.ndarray], n: i
         eager = median_latency_ms(lambda *a: model(*(torch.from_numpy(v) for v in a)), inputs, n)
     rows.append({"model": name, "runtime": "pytorch-eager", "quantization": "fp32", "latency_ms": eager})
     # Core ML int8 is left out: ~100 s of CPU per export (see docs/formats-coreml-executorch.md)
-    for module, schemes in ((executorch, executorch.SCHEMES), (coreml, tuple(s for s in coreml.SCHEMES if s != "int8"))):
+    coreml_schemes = tuple(s for s in coreml.SCHEMES if s != "int8")
+    for module, schemes in ((executorch, executorch.SCHEMES), (coreml, coreml_schemes)):
         for scheme in schemes:
             path = workdir / f"{name}-{module.NAME}-{scheme}{module.SUFFIX}"
             start = time.perf_counter()
