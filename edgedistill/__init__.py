@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edgedistill.config import PipelineConfig
+    from edgedistill.device.session import BenchReport
     from edgedistill.stages import DistillOutput
     from edgedistill.validation.harness import Report
 
-__all__ = ["distill", "export", "validate", "run"]
+__all__ = ["distill", "export", "validate", "run", "bench"]
 
 
 def _config(config: "PipelineConfig | str | Path | None", overrides: dict[str, Any] | None) -> "PipelineConfig":
@@ -52,3 +53,25 @@ def run(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str
     from edgedistill import stages
 
     return stages.run_pipeline(_config(config, overrides))
+
+
+def bench(bundles: list[str | Path], device: str = "adb", *, runner: str | Path | None = None,
+          config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None,
+          identity: str | Path | None = None, known_hosts: str | Path | None = None, remote_python: str = "python3",
+          runner_kind: str | None = None, cores: list[int] | None = None, remote_dir: str | None = None) -> "BenchReport":
+    """Benchmark bundles on a phone (``adb``, ``adb:SERIAL``) or a board (``ssh://user@host[:port]``).
+
+    Settings come from the config's ``[bench]`` section; the report (``bench.json``, ``bench.md``)
+    goes to ``config.out``. A failing device step raises ``DeviceError`` after the report is written.
+    """
+    from edgedistill.device.jobs import BenchSettings
+    from edgedistill.device.session import open_device, run_session
+
+    cfg = _config(config, overrides)
+    settings = BenchSettings(**cfg.bench.model_dump(), cores=cores)
+    target = open_device(device, identity=Path(identity) if identity else None,
+                         known_hosts=Path(known_hosts) if known_hosts else None, python=remote_python,
+                         timeout=settings.timeout, remote_dir=remote_dir)
+    return run_session(target, [Path(p) for p in bundles], out=Path(cfg.out), settings=settings,
+                       tolerances=cfg.validate_.tolerances, runner=Path(runner) if runner else None,
+                       runner_kind=runner_kind)

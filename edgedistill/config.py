@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -59,6 +59,13 @@ class DistillConfig(_Section):
     lr: float = Field(1e-2, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     seed: int = 0
+    warmup_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of steps warming the lr up, then cosine")
+    grad_clip: float = Field(1.0, ge=0.0, description="max global gradient norm; 0 = no clipping")
+    patience: int = Field(0, ge=0, description="stop after N epochs without a better validation score; 0 = never")
+    checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N steps (always at each epoch's end)")
+    resume: str | None = Field(None, description="training checkpoint to continue from; 'last' = <out>/checkpoints/last.pt")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = Field(True, description="bf16 autocast when training on a GPU (CPU always trains in fp32)")
 
 
 class ArtifactSpec(_Section):
@@ -134,6 +141,18 @@ class ValidateConfig(_Section):
     measure_memory: bool = True
 
 
+class BenchConfig(_Section):
+    """On-device benchmark settings (``edgedistill bench``)."""
+
+    warmup: int = Field(5, ge=0, description="warm-up runs per process, not timed")
+    runs: int = Field(20, ge=1, description="timed runs per process")
+    processes: int = Field(3, ge=1, description="separate runner processes per bundle")
+    threads: int | None = Field(None, ge=1, description="runner threads (default: one per big core)")
+    cooldown: float | None = Field(None, ge=0, description="fixed cool-down seconds (default: until thermal status is normal)")
+    cooldown_max: float = Field(120.0, ge=0, description="longest wait for a normal thermal status")
+    timeout: float = Field(120.0, gt=0, description="seconds one remote command may take")
+
+
 class PipelineConfig(_Section):
     """The whole pipeline: teacher, student, data, distillation, export, validation."""
 
@@ -144,6 +163,7 @@ class PipelineConfig(_Section):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    bench: BenchConfig = Field(default_factory=BenchConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -6,7 +6,6 @@ a program can pass lowering and still fail to load, and users must never receive
 
 from __future__ import annotations
 
-import inspect
 import logging
 import platform
 from importlib.metadata import version
@@ -37,7 +36,7 @@ def calibration_set(data: Dataset, n: int, seed: int = 0) -> Inputs:
     return take(data.inputs, np.sort(index))
 
 
-def _check_requested(artifacts: list[ArtifactSpec]) -> None:
+def check_requested(artifacts: list[ArtifactSpec]) -> None:
     """Fail before any work when a format or scheme is unknown or its backend is missing."""
     if not artifacts:
         raise UserError("nothing to export: give at least one format and one quantization scheme")
@@ -64,10 +63,10 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
     final = Path(out_dir) / spec.bundle_name
     with atomic_path(final, is_dir=True) as tmp:
         model_path = tmp / f"model{module.SUFFIX}"
-        extra = {"input_names": list(sample)} if "input_names" in inspect.signature(module.export).parameters else {}
         with quiet():
             result = module.export(student, example, scheme=scheme, path=model_path, calibration=calibration,
-                                   dynamic_batch=dynamic_batch, options=dict(options or {}), **extra)
+                                   dynamic_batch=dynamic_batch,
+                                   options={**(options or {}), "input_names": list(sample)})
         if result.portable_compute_ops:  # a silent performance trap unless someone says so
             left = ", ".join(f"{op} x{n}" for op, n in result.details.get("portable_compute_ops", {}).items())
             log.warning("warning: %s %s: %d compute op(s) not delegated to %s, running in slow portable kernels: %s",
@@ -76,12 +75,14 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
         host_run = _run_back(module, model_path, max_batch, sample, n_classes, f"{fmt_name} {scheme}")
         write_golden(tmp, golden)
         batch: int | str = "batch" if result.dynamic_batch else 1
+        dtypes = result.details.get("input_dtypes", {})  # what the model file takes, when the format narrows it
         manifest = Manifest(
             format=fmt_name, backend=result.backend or module.BACKEND, quantization=scheme, model_file=model_path.name,
             sha256=sha256_file(model_path), size_bytes=size_bytes(model_path), host_run=host_run,
-            inputs=[TensorSpec(name=k, shape=[batch, *v.shape[1:]], dtype=result.input_dtypes.get(k, str(v.dtype)))
+            inputs=[TensorSpec(name=k, shape=[batch, *v.shape[1:]], dtype=dtypes.get(k, str(v.dtype)))
                     for k, v in sample.items()],
-            outputs=[TensorSpec(name="logits", shape=[batch, n_classes], dtype="float32")],
+            outputs=[TensorSpec(name="logits", shape=[batch, n_classes],
+                                dtype=result.details.get("output_dtype", "float32"))],
             num_classes=n_classes, dynamic_batch=result.dynamic_batch, max_batch=max_batch,
             delegation={"delegated_ops": result.delegated_ops, "portable_ops": result.portable_ops,
                         "portable_compute_ops": result.portable_compute_ops},
@@ -114,7 +115,7 @@ def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir
                    student_info: dict[str, Any] | None = None, calibration: Inputs | None = None) -> list[Path]:
     """Export ``student`` as every artifact; golden inputs come from ``test``, calibration from ``train``
     (unless a calibration set is given)."""
-    _check_requested(artifacts)
+    check_requested(artifacts)
     ensure_writable_dir(Path(out_dir))
     student = student.eval()
     gx = take(test.inputs, slice(0, golden_count))

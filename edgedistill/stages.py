@@ -8,7 +8,7 @@ and the Python API both call these, so the Python API gets every check the CLI h
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -16,9 +16,10 @@ import torch
 from edgedistill.calibrate import read as read_calibration
 from edgedistill.config import PipelineConfig
 from edgedistill.data import Splits, load_dataset, split
-from edgedistill.distillation.trainer import TrainResult, check_compatible, train
+from edgedistill.distillation.distributed import process_group
+from edgedistill.distillation.trainer import TrainResult, TrainSettings, check_compatible, train
 from edgedistill.errors import UserError
-from edgedistill.exporter import export_student
+from edgedistill.exporter import check_requested, export_student
 from edgedistill.fileio import ensure_writable_dir
 from edgedistill.modelref import count_parameters, factory_of, has_weights, load_model, save_checkpoint
 from edgedistill.validation.harness import Report, validate_bundles
@@ -41,8 +42,29 @@ def load_splits(config: PipelineConfig) -> Splits:
 
 
 def distill(config: PipelineConfig) -> DistillOutput:
-    """Train the teacher if it is a bare factory (demo), then distill the student; write both checkpoints."""
+    """Train the teacher if it is a bare factory (demo), then distill the student; write both checkpoints.
+
+    Under torchrun every rank runs this; ranks share the work of each step and only rank 0 writes.
+    """
+    with process_group() as dist:
+        if not dist.is_writer:  # one voice per job
+            log.setLevel(logging.WARNING)
+        return _distill(config, dist.is_writer)
+
+
+def _resume_path(config: PipelineConfig, out: Path) -> Path | None:
+    resume = config.distill.resume
+    if not resume:
+        return None
+    path = out / "checkpoints" / "last.pt" if resume == "last" else Path(resume)
+    if not path.is_file():
+        raise UserError(f"nothing to resume: no training checkpoint at {path}")
+    return path
+
+
+def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
     out = ensure_writable_dir(Path(config.out))
+    resume = _resume_path(config, out)
     splits = load_splits(config)
     torch.manual_seed(config.distill.seed)
     teacher, student = load_model(config.teacher), load_model(config.student)
@@ -52,24 +74,32 @@ def distill(config: PipelineConfig) -> DistillOutput:
     t_params, s_params = count_parameters(teacher), count_parameters(student)
     log.info("teacher %s parameters, student %s (%.1f%%)", f"{t_params:,}", f"{s_params:,}", 100 * s_params / t_params)
 
-    if not has_weights(config.teacher):
+    d = config.distill
+    settings = TrainSettings(**{f.name: getattr(d, f.name) for f in fields(TrainSettings)})
+    trained_teacher = out / "teacher.pt"
+    if not has_weights(config.teacher) and resume is not None and trained_teacher.is_file():
+        teacher = load_model(str(trained_teacher))  # the run being resumed trained it already
+    elif not has_weights(config.teacher):
         if config.teacher.train_epochs == 0:
             raise UserError(f"teacher {config.teacher.model} has no weights: give a checkpoint or set teacher.train_epochs")
-        train(teacher, splits.train, val=splits.val, epochs=config.teacher.train_epochs, lr=config.teacher.train_lr,
-              batch_size=config.distill.batch_size, seed=config.distill.seed, desc="teacher")
+        train(teacher, splits.train, val=splits.val, settings=settings, epochs=config.teacher.train_epochs,
+              lr=config.teacher.train_lr, patience=0, desc="teacher")
     # later stages read the teacher from one self-describing checkpoint file
     teacher_ckpt = Path(config.teacher.model)
     if not teacher_ckpt.is_file():
-        factory, kwargs = factory_of(config.teacher)
-        teacher_ckpt = save_checkpoint(teacher, out / "teacher.pt", factory, kwargs, meta={"role": "teacher"})
+        teacher_ckpt = trained_teacher
+        if is_writer:
+            factory, kwargs = factory_of(config.teacher)
+            save_checkpoint(teacher, teacher_ckpt, factory, kwargs, meta={"role": "teacher"})
 
-    d = config.distill
-    result = train(student, splits.train, teacher=teacher, val=splits.val, epochs=d.epochs, batch_size=d.batch_size,
-                   lr=d.lr, weight_decay=d.weight_decay, temperature=d.temperature, alpha=d.alpha, seed=d.seed)
+    result = train(student, splits.train, teacher=teacher, val=splits.val, settings=settings,
+                   checkpoint_path=out / "checkpoints" / "last.pt", resume=resume)
     factory, kwargs = factory_of(config.student)
-    student_ckpt = save_checkpoint(student, out / "student.pt", factory, kwargs,
-                                   meta={"role": "student", "temperature": d.temperature, "alpha": d.alpha,
-                                         "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch})
+    student_ckpt = out / "student.pt"
+    if is_writer:
+        save_checkpoint(student, student_ckpt, factory, kwargs,
+                        meta={"role": "student", "temperature": d.temperature, "alpha": d.alpha,
+                              "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch})
     return DistillOutput(teacher_ckpt, student_ckpt, result)
 
 
@@ -77,13 +107,15 @@ def export(config: PipelineConfig) -> list[Path]:
     """Export the student named by ``config.student`` to every configured format and scheme."""
     if not has_weights(config.student):
         raise UserError(f"export needs a trained student: give its checkpoint (--student PATH), not {config.student.model}")
+    artifacts = config.export.artifacts()
+    check_requested(artifacts)  # unknown format/scheme or missing backend: fail before loading anything
     splits = load_splits(config)
     student = load_model(config.student)
     teacher = load_model(config.teacher) if has_weights(config.teacher) else None
     check_compatible(teacher or student, student, splits.test)
     e = config.export
     calibration = read_calibration(e.calibration, splits.test.inputs) if e.calibration else None
-    return export_student(student, e.artifacts(), out_dir=Path(config.out) / "bundles",
+    return export_student(student, artifacts, out_dir=Path(config.out) / "bundles",
                           train=splits.train, test=splits.test, calibration_samples=e.calibration_samples,
                           teacher=teacher, temperature=config.distill.temperature, dynamic_batch=e.dynamic_batch,
                           student_info={"checkpoint": config.student.model, "parameters": count_parameters(student)},

@@ -11,10 +11,10 @@ import logging
 import sys
 from typing import Sequence
 
-from edgedistill.cli import calibrate, common, demo, distill, export, targets, validate
+from edgedistill.cli import bench, calibrate, common, demo, distill, export, targets, validate
 from edgedistill.errors import UserError, ValidationFailed
 
-VERBS = (demo, distill, calibrate, export, validate, targets)
+VERBS = (demo, distill, calibrate, export, validate, bench, targets)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -25,7 +25,8 @@ def resolve(args: argparse.Namespace, flags: dict[str, str]) -> PipelineConfig:
     overrides: dict[str, Any] = dict(parse_override(item) for item in args.set)
     overrides["out"] = args.out
     for dest, key in flags.items():
-        overrides[key] = getattr(args, dest, None)
+        if getattr(args, dest, None) is not None:  # an absent flag must not hide --set for the same key
+            overrides[key] = getattr(args, dest)
     return load_config(args.config, overrides)
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from edgedistill.cli import common
 
 FLAGS = {"teacher": "teacher.model", "student": "student.model", "data": "data.source",
          "temperature": "distill.temperature", "alpha": "distill.alpha", "epochs": "distill.epochs",
-         "batch_size": "distill.batch_size", "lr": "distill.lr", "seed": "distill.seed"}
+         "batch_size": "distill.batch_size", "lr": "distill.lr", "seed": "distill.seed",
+         "patience": "distill.patience", "checkpoint_every": "distill.checkpoint_every", "resume": "distill.resume",
+         "device": "distill.device"}
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -20,7 +23,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("distill", help="distill a student from a teacher",
-                       description="loss = alpha * KL(softmax(t/T) || softmax(s/T)) * T^2 + (1 - alpha) * CE(y, s)")
+                       description="loss = alpha * KL(softmax(t/T) || softmax(s/T)) * T^2 + (1 - alpha) * CE(y, s). "
+                       "Runs data-parallel under torchrun --nproc_per_node=N -m edgedistill distill ...")
     common.add_common(p)
     add_model_flags(p)
     p.add_argument("--temperature", "-T", type=float, help="softmax temperature T (default 4)")
@@ -29,6 +33,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
+    p.add_argument("--patience", type=int, metavar="N", help="stop after N epochs without improvement (0 = never)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="also checkpoint every N steps to OUT/checkpoints/last.pt (always at each epoch's end)")
+    p.add_argument("--resume", nargs="?", const="last", metavar="PATH",
+                   help="continue an interrupted run exactly: from PATH, or OUT/checkpoints/last.pt")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto: GPU if present)")
     p.set_defaults(run=run)
 
 
@@ -39,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from edgedistill.stages import distill
 
     produced = distill(config)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
     last = produced.result.history[produced.result.best_epoch - 1]
     shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "epoch")
     print(f"student: {produced.student_checkpoint} (best epoch {produced.result.best_epoch}: {shown})")

@@ -1,7 +1,10 @@
 """The training loop, readable top to bottom: supervised (teacher training) or distillation.
 
-The teacher is frozen: eval mode, no gradients, and its logits for the training set are computed
-once up front (no augmentation here, so they never change between epochs).
+The teacher is frozen (eval mode, no gradients). The loop never runs it itself: the logits for a
+batch come from a ``TeacherLogits`` source (by default computed once, in memory, up front).
+AdamW with linear warm-up then cosine decay, gradient clipping, bf16 autocast on a GPU (fp32 on
+CPU), evaluation every epoch, the best epoch's weights kept, early stopping, atomic checkpoints
+with exact resume, and data parallelism under torchrun (see ``distributed``).
 """
 
 from __future__ import annotations
@@ -9,19 +12,43 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import sys
-from dataclasses import dataclass, field
-from typing import Iterator
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from edgedistill.data import Dataset, Inputs, num_samples
-from edgedistill.distillation.losses import kd_loss
+from edgedistill.data import Dataset, Inputs
+from edgedistill.distillation import checkpoint, distributed
+from edgedistill.distillation.checkpoint import Progress
+from edgedistill.distillation.losses import kd_loss, soft_target_kl
+from edgedistill.distillation.progress_log import EpochReporter
+from edgedistill.distillation.teacher_logits import Precomputed, TeacherLogits
 from edgedistill.errors import UserError
 
 log = logging.getLogger("edgedistill")
+
+
+@dataclass
+class TrainSettings:
+    """Hyper-parameters of one run (the ``[distill]`` config section maps onto these)."""
+
+    epochs: int = 60
+    batch_size: int = 64  # the global batch: split across ranks under torchrun
+    lr: float = 1e-2
+    weight_decay: float = 1e-4
+    temperature: float = 4.0
+    alpha: float = 0.5
+    seed: int = 0
+    warmup_fraction: float = 0.1  # share of all steps spent ramping the learning rate up from 0
+    grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
+    patience: int = 0  # stop after this many epochs without a better validation score; 0 = never
+    checkpoint_every: int = 0  # also checkpoint every N optimizer steps (always at each epoch's end)
+    device: str = "auto"  # auto (GPU when present), cpu or cuda
+    bf16: bool = True  # bf16 autocast when training on a GPU; CPU always trains in fp32
 
 
 @dataclass
@@ -30,6 +57,7 @@ class TrainResult:
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
+    stopped_early: bool = False
 
 
 def as_tensors(inputs: Inputs | np.ndarray) -> list[torch.Tensor]:
@@ -44,9 +72,11 @@ def predict_logits(model: nn.Module, inputs: Inputs | np.ndarray, batch_size: in
     was_training = model.training
     model.eval()
     xs = as_tensors(inputs)
-    out = torch.cat([model(*(t[i : i + batch_size] for t in xs)) for i in range(0, len(xs[0]), batch_size)])
+    device = next(model.parameters(), torch.empty(0)).device
+    out = torch.cat([model(*(t[i : i + batch_size].to(device) for t in xs)).float().cpu()
+                     for i in range(0, len(xs[0]), batch_size)])
     model.train(was_training)
-    return out.float()
+    return out
 
 
 @contextlib.contextmanager
@@ -84,98 +114,148 @@ def check_compatible(teacher: nn.Module, student: nn.Module, data: Dataset) -> i
     return dims["student"]
 
 
-def _evaluate(model: nn.Module, val: Dataset | None, teacher_val: torch.Tensor | None) -> dict[str, float]:
+
+@contextlib.contextmanager
+def on_device(model: nn.Module, device: torch.device) -> Iterator[nn.Module]:
+    """``model`` on ``device`` for the duration, then back where the caller had it."""
+    home = next(model.parameters(), torch.empty(0)).device
+    model.to(device)
+    try:
+        yield model
+    finally:
+        model.to(home)
+
+
+def evaluate(model: nn.Module, val: Dataset | None, teacher_val: torch.Tensor | None) -> dict[str, float]:
+    """Validation metrics: accuracy (with labels), top-1 agreement and KL(teacher || student) at T = 1."""
     if val is None or len(val) == 0:
         return {}
-    pred = predict_logits(model, val.inputs).argmax(1)
+    logits = predict_logits(model, val.inputs)
+    pred = logits.argmax(1)
     metrics = {}
     if val.y is not None:
         metrics["val_acc"] = float((pred == torch.as_tensor(val.y)).float().mean())
     if teacher_val is not None:
         metrics["val_agree"] = float((pred == teacher_val.argmax(1)).float().mean())
+        metrics["val_kl"] = float(soft_target_kl(logits, teacher_val, 1.0))
     return metrics
 
 
-def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, val: Dataset | None = None,
-          epochs: int = 60, batch_size: int = 64, lr: float = 1e-2, weight_decay: float = 1e-4,
-          temperature: float = 4.0, alpha: float = 0.5, seed: int = 0, desc: str = "distill") -> TrainResult:
-    """Train ``model`` in place: distillation from ``teacher`` when given, else plain CE on labels.
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float) -> Any:
+    """Learning rate ramped linearly from 0 over the first ``warmup_fraction`` of steps, then cosine to 0."""
+    warmup = round(total_steps * warmup_fraction)
 
-    The weights of the best validation epoch (accuracy, or agreement without labels) are kept.
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, val: Dataset | None = None,
+          teacher_logits: TeacherLogits | None = None, settings: TrainSettings | None = None,
+          checkpoint_path: Path | None = None, resume: Path | None = None, desc: str = "distill",
+          **overrides: Any) -> TrainResult:
+    """Train ``model`` in place: distillation when a teacher (or a teacher-logit source) is given, else CE.
+
+    ``overrides`` are ``TrainSettings`` fields (``epochs=10``). The weights of the best validation
+    epoch (accuracy, or agreement without labels) are kept. With ``checkpoint_path`` the run state
+    is written there at each epoch's end (and every ``checkpoint_every`` steps); ``resume`` continues
+    from such a file exactly where it stopped.
     """
-    if teacher is None and data.y is None:
+    s = replace(settings or TrainSettings(), **overrides)
+    if teacher is None and teacher_logits is None and data.y is None:
         raise UserError("training without a teacher needs labels; the data has none")
     if len(data) == 0:
         raise UserError("the training set is empty")
-    generator = torch.Generator().manual_seed(seed)
-    xs = as_tensors(data.inputs)
-    n = len(data)
+    dist = distributed.current()
+    device = dist.device(s.device)
+    bf16 = device.type == "cuda" and s.bf16
+    xs, n = as_tensors(data.inputs), len(data)
     y = None if data.y is None else torch.as_tensor(data.y)
-    teacher_train = teacher_val = None
-    if teacher is not None:
-        with frozen(teacher):
-            teacher_train = predict_logits(teacher, data.inputs)
-            teacher_val = predict_logits(teacher, val.inputs) if val is not None and len(val) else None
+    steps_per_epoch = math.ceil(n / s.batch_size)
 
-    steps_per_epoch = math.ceil(n / batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
-                                                    pct_start=0.1)
-    result = TrainResult()
-    best_score, best_state = -1.0, None
-    bar = _progress(epochs, desc)
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(n, generator=generator)
-        total, agree, seen = 0.0, 0, 0
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            logits = model(*(t[idx] for t in xs))
-            targets = None if y is None else y[idx]
-            if teacher_train is None:
-                loss = nn.functional.cross_entropy(logits, targets)
+    fingerprint = checkpoint.fingerprint(model, data, teacher, asdict(s)) if checkpoint_path or resume else {}
+    saved = checkpoint.load_verified(Path(resume), fingerprint) if resume is not None else None  # before any work
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(on_device(model, device))
+        teacher_val = None
+        if teacher is not None:
+            stack.enter_context(frozen(teacher))
+            stack.enter_context(on_device(teacher, device))
+            teacher_logits = teacher_logits or Precomputed(teacher, data, dist, device)
+            teacher_val = Precomputed(teacher, val, dist, device).table if val is not None and len(val) else None
+        optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        scheduler = warmup_cosine(optimizer, s.epochs * steps_per_epoch, s.warmup_fraction)
+        generator = torch.Generator().manual_seed(s.seed)  # shuffles the data; saved in checkpoints
+        state = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=generator, fingerprint=fingerprint)
+        progress = Progress()
+        if saved is not None:
+            progress = checkpoint.restore(saved, **state)
+            if not dist.is_writer:  # the checkpoint holds the whole job's running totals; rank 0 carries them
+                progress.loss_sum = progress.agree = progress.seen = 0.0
             else:
-                loss, _ = kd_loss(logits, teacher_train[idx], targets, temperature, alpha)
-                agree += int((logits.argmax(1) == teacher_train[idx].argmax(1)).sum())
-            if not torch.isfinite(loss.detach()):
-                raise UserError(f"{desc}: loss became {loss.item()} at epoch {epoch}; lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(idx)
-            seen += len(idx)
-        row = {"epoch": epoch, "loss": total / seen, **_evaluate(model, val, teacher_val)}
-        if teacher_train is not None:
-            row["train_agree"] = agree / seen
-        result.history.append(row)
-        score = row.get("val_acc", row.get("val_agree", -row["loss"]))
-        if score > best_score:
-            best_score, result.best_epoch = score, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        _report(bar, row, epochs, desc)
-    if bar is not None:
-        bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return result
+                log.info("%s: resumed from %s at epoch %d, step %d", desc, resume, progress.epoch, progress.step)
+        net = dist.wrap(model, device)
+        report = EpochReporter(desc, s.epochs, steps_per_epoch, progress.global_step, enabled=dist.is_writer)
+
+        while not progress.finished and progress.epoch <= s.epochs:
+            if progress.step == 0:
+                progress.order = torch.randperm(n, generator=generator)
+            model.train()
+            started, seen_before = time.perf_counter(), progress.seen
+            for step in range(progress.step, steps_per_epoch):
+                idx = dist.shard(progress.order[step * s.batch_size : (step + 1) * s.batch_size])
+                batch = [t[idx].to(device, non_blocking=True) for t in xs]
+                targets = None if y is None else y[idx].to(device, non_blocking=True)
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                    logits = net(*batch)
+                    if teacher_logits is None:
+                        loss = nn.functional.cross_entropy(logits, targets)
+                    else:
+                        t_logits = teacher_logits.batch(idx, batch)
+                        loss, _ = kd_loss(logits, t_logits, targets, s.temperature, s.alpha)
+                loss.backward()
+                # after backward: a non-finite loss on any rank reaches every rank through the gradients
+                grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip or math.inf))
+                loss_value = loss.item()
+                if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+                    raise diverged(desc, progress, loss_value, grad_norm, checkpoint_path)
+                optimizer.step()
+                scheduler.step()
+                progress.step, progress.global_step = step + 1, progress.global_step + 1
+                progress.loss_sum += loss_value * len(idx)
+                progress.seen += len(idx)
+                if teacher_logits is not None:
+                    progress.agree += float((logits.argmax(1) == t_logits.argmax(1)).sum())
+                report.step(progress)
+                if checkpoint_path and s.checkpoint_every and progress.global_step % s.checkpoint_every == 0 \
+                        and progress.step < steps_per_epoch:  # the epoch's end writes its own, after evaluation
+                    checkpoint.save_from_job(checkpoint_path, dist, device, progress, state)
+
+            loss_sum, agree, seen = dist.sum([progress.loss_sum, progress.agree, progress.seen], device)
+            row = {"epoch": progress.epoch, "loss": loss_sum / seen, **evaluate(model, val, teacher_val)}
+            if teacher_logits is not None:
+                row["train_agree"] = agree / seen
+            row["samples_per_s"] = (progress.seen - seen_before) * dist.world / (time.perf_counter() - started)
+            stop_early = progress.end_epoch(row, model, s.patience, s.epochs)
+            if checkpoint_path:
+                checkpoint.save_from_job(checkpoint_path, dist, device, progress, state)
+            report.epoch(row, stop_early)
+
+        report.close()
+        if progress.best_state is not None:
+            model.load_state_dict(progress.best_state)
+    stopped_early = bool(progress.history) and progress.history[-1]["epoch"] < s.epochs
+    return TrainResult(progress.history, progress.best_epoch, stopped_early)
 
 
-def _progress(epochs: int, desc: str):
-    if not sys.stderr.isatty() or not log.isEnabledFor(logging.INFO):
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=epochs, desc=desc, unit="epoch", leave=False, dynamic_ncols=True)
-
-
-def _report(bar, row: dict[str, float], epochs: int, desc: str) -> None:
-    shown = {"loss": f"{row['loss']:.4f}"}
-    agree = row.get("val_agree", row.get("val_acc"))
-    if agree is not None:
-        shown["agree" if "val_agree" in row else "acc"] = f"{agree:.1%}"
-    if bar is not None:
-        bar.set_postfix(shown)
-        bar.update(1)
-    elif row["epoch"] == epochs or row["epoch"] % max(1, epochs // 5) == 0:
-        log.info("%s epoch %d/%d %s", desc, row["epoch"], epochs, " ".join(f"{k} {v}" for k, v in shown.items()))
+def diverged(desc: str, progress: Progress, loss: float, grad_norm: float, checkpoint_path: Path | None) -> UserError:
+    """The one-line error for a non-finite loss or gradient: which step, and what was kept."""
+    what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {grad_norm}"
+    kept = (f"; the last good checkpoint is {checkpoint_path} (--resume continues from it)"
+            if checkpoint_path and Path(checkpoint_path).is_file() else "; no checkpoint was written yet")
+    return UserError(f"{desc}: {what} at step {progress.global_step + 1} (epoch {progress.epoch}, batch "
+                     f"{progress.step + 1}); stopped{kept}; lower distill.lr or set distill.grad_clip")

@@ -16,6 +16,8 @@ from edgedistill.errors import UserError
 _REGISTRY: dict[str, str] = {
     "executorch": "edgedistill.formats.executorch",
     "coreml": "edgedistill.formats.coreml",
+    "litert": "edgedistill.formats.litert",
+    "onnx": "edgedistill.formats.onnx",
 }
 
 

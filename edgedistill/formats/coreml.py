@@ -152,7 +152,7 @@ def _input_dtypes(spec: Any) -> dict[str, str]:
 
 def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme: str, path: Path,
            calibration: dict[str, np.ndarray] | None = None, dynamic_batch: bool = True,
-           options: dict | None = None, input_names: list[str] | None = None) -> ExportInfo:
+           options: dict | None = None) -> ExportInfo:
     """Convert ``model`` to an ML Program ``.mlpackage`` folder at ``path``, compressed per ``scheme``."""
     require("coremltools", EXTRA, "coremltools")
     from edgedistill.formats.executorch_quant import dynamic_shapes
@@ -160,8 +160,8 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     if scheme not in SCHEMES:
         raise UserError(f"format {NAME} does not support quantization {scheme!r}; supported: {', '.join(SCHEMES)}")
     options = dict(options or {})
+    names = list(options.pop("input_names", None) or [f"input_{i}" for i in range(len(example_inputs))])
     target, precision, units = compile_options(options, scheme)
-    names = list(input_names or [f"input_{i}" for i in range(len(example_inputs))])
     shapes = dynamic_shapes(example_inputs, dynamic_batch, MAX_BATCH)
     if scheme == "int8":
         int8_quantizer()  # a missing ExecuTorch is an install hint, not a "cannot lower" error
@@ -179,11 +179,10 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     dtypes = _check_spec(Path(path), example_inputs, names)
     import coremltools as ct
 
+    narrowed = {n: d for (n, d), x in zip(dtypes.items(), example_inputs) if d != str(x.numpy().dtype)}
     return ExportInfo(path=Path(path), backend_version=ct.__version__, dynamic_batch=dynamic_batch,
-                      input_dtypes={n: d for (n, d), x in zip(dtypes.items(), example_inputs)
-                                    if d != str(x.numpy().dtype)},
                       details={"minimum_deployment_target": target.name, "compute_precision": precision.name,
-                               "compute_units": units.name})
+                               "compute_units": units.name, "input_dtypes": narrowed})
 
 
 class MLPackageRunner:

@@ -95,6 +95,7 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     from edgedistill.formats.executorch_quant import prepare
 
     options = dict(options or {})
+    options.pop("input_names", None)  # a .pte's inputs are positional
     backend = options.pop("backend", BACKEND)
     if backend not in BACKENDS:
         raise UserError(f"unknown executorch backend {backend!r}; available: {', '.join(BACKENDS)}")

@@ -1,0 +1,111 @@
+"""A bench session: connect, read device facts, bench every bundle in turn, write the report.
+
+The report is written whatever happens: a device fault ends the session with a one-line error
+(exit 2) after the runs that completed before it have been saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgedistill.config import Tolerance
+from edgedistill.device.bench import BundleBench, BundleResult
+from edgedistill.device.jobs import BenchSettings, check_runners, prepare_jobs, remote_folders
+from edgedistill.device.facts import DeviceFacts
+from edgedistill.device.transport import DeviceError, Transport
+from edgedistill.errors import UserError
+from edgedistill.fileio import ensure_writable_dir
+
+log = logging.getLogger("edgedistill")
+FAKE_LOCAL_NOTE = ("fake-local: stand-in runners or a loopback 'device' ran the host runtimes on this machine; "
+                   "these are NOT phone or board latencies")
+
+
+@dataclass
+class BenchReport:
+    """One session: the device, the settings, one result per bundle, and the error that ended it."""
+
+    device: dict[str, Any] | None
+    settings: dict[str, Any]
+    results: list[BundleResult] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def measured_on(self) -> str:
+        fake = (self.device or {}).get("fake_local") or any(r.measured_on == "fake-local" for r in self.results)
+        return "fake-local" if fake else "device"
+
+    @property
+    def passed(self) -> bool:
+        """Every bundle ran and every validated bundle passed."""
+        return self.error is None and all(r.validation is None or r.validation["passed"] for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": 1, "measured_on": self.measured_on,
+                "note": FAKE_LOCAL_NOTE if self.measured_on == "fake-local" else None,
+                "passed": self.passed, "error": self.error, "device": self.device, "settings": self.settings,
+                "results": [asdict(r) for r in self.results]}
+
+
+def open_device(spec: str, *, identity: Path | None = None, known_hosts: Path | None = None,
+                python: str = "python3", timeout: float = 30.0, remote_dir: str | None = None) -> Transport:
+    """The transport a device spec names: ``adb``, ``adb:SERIAL`` or ``ssh://user@host[:port]``."""
+    if spec == "adb" or spec.startswith("adb:"):
+        from edgedistill.device.adb import AdbDevice
+
+        device: Transport = AdbDevice(spec[4:] or None, timeout=timeout)
+    elif spec.startswith("ssh://"):
+        from edgedistill.device.ssh import SshDevice
+
+        device = SshDevice.from_url(spec, identity=identity, known_hosts=known_hosts, python=python, timeout=timeout)
+    else:
+        raise UserError(f"--device {spec!r}: use adb, adb:SERIAL or ssh://user@host[:port]")
+    if remote_dir:
+        device.remote_root = remote_dir.rstrip("/") or "/"
+    return device
+
+
+def run_session(device: Transport, bundles: list[Path], *, out: Path, settings: BenchSettings,
+                tolerances: dict[str, Tolerance], runner: Path | None = None,
+                runner_kind: str | None = None) -> BenchReport:
+    """Bench ``bundles`` on ``device``; writes bench.json, bench.md and raw logs under ``out``."""
+    from edgedistill.device.report import write_bench_reports
+
+    jobs = prepare_jobs(bundles, runner, runner_kind, device.default_runner)
+    out = ensure_writable_dir(Path(out))
+    report = BenchReport(device=None, settings=asdict(settings))
+    try:
+        device.connect()
+        facts: DeviceFacts = device.facts(settings.timeout)
+        report.device = facts.to_dict()
+        check_runners(jobs, facts)
+        for job, remote in zip(jobs, remote_folders(device.remote_root, jobs)):
+            raw = ensure_writable_dir(out / "raw" / job.folder.name)
+            bench = BundleBench(device, facts, job, settings, tolerances, raw, remote)
+            log.debug("%s: %s with %s", device.name, job.folder.name, job.kind)
+            try:
+                report.results.append(bench.run())
+            except DeviceError as exc:
+                bench.result.error = str(exc)
+                report.results.append(bench.result)
+                raise
+    except DeviceError as exc:
+        report.error = str(exc)
+        raise
+    finally:
+        if report.device is not None:
+            _remove_root(device, settings.timeout)
+        write_bench_reports(report, out)
+    return report
+
+
+def _remove_root(device: Transport, timeout: float) -> None:
+    """Remove the (now empty) remote root; a device that is gone keeps it, and the report says why."""
+    try:
+        device.run(f"rmdir {shlex.quote(device.remote_root)} 2>/dev/null; true", step="clean up", timeout=timeout)
+    except DeviceError as exc:
+        log.debug("%s: %s not removed: %s", device.name, device.remote_root, exc.reason)

@@ -1,0 +1,84 @@
+"""What bench needs from a device connection, and the pieces adb and ssh share.
+
+A transport runs one shell command line on the device and copies files both ways. Commands are
+built from argv lists with every argument shell-quoted, so a file name with spaces, quotes or ``;``
+reaches the device as one literal argument. The exit status comes back through an explicit marker
+echoed after the command, because old adb shells drop the remote status.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+from edgedistill.errors import UserError
+
+if TYPE_CHECKING:
+    from edgedistill.device.facts import DeviceFacts, Thermal
+
+STATUS_MARKER = "__EDGEDISTILL_STATUS__="
+
+
+class DeviceError(UserError):
+    """A device step failed: one line naming the device and the step (exit 2)."""
+
+    def __init__(self, device: str, step: str, reason: str):
+        self.device, self.step, self.reason = device, step, reason
+        super().__init__(f"device {device}, step {step}: {reason}")
+
+
+@dataclass
+class Completed:
+    """A finished remote command: its exit status and its output (stdout and stderr merged)."""
+
+    status: int
+    output: str
+
+
+class Transport(Protocol):
+    """A connection to one device (see adb.AdbDevice and ssh.SshDevice)."""
+
+    name: str
+    kind: str
+    remote_root: str
+    default_runner: str | None
+
+    def connect(self) -> None: ...
+
+    def facts(self, timeout: float) -> "DeviceFacts": ...
+
+    def thermal(self, timeout: float) -> "Thermal": ...
+
+    def run(self, argv: Sequence[str] | str, *, step: str, timeout: float, check: bool = True) -> Completed: ...
+
+    def push(self, local: Path, remote: str, *, step: str, timeout: float) -> None: ...
+
+    def pull(self, remote: str, local: Path, *, step: str, timeout: float) -> None: ...
+
+
+def quote_argv(argv: Sequence[str] | str) -> str:
+    """One shell command line from an argv list (each argument quoted); a str is a trusted script."""
+    return argv if isinstance(argv, str) else " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def with_status_marker(command: str) -> str:
+    """Wrap a command so its output is merged and its exit status is echoed on the last line."""
+    return f"{{ {command}\n}} 2>&1; echo \"{STATUS_MARKER}$?\""
+
+
+def split_status(text: str) -> tuple[int | None, str]:
+    """The exit status from the marker line (None when it never arrived) and the output before it."""
+    text = text.replace("\r\n", "\n")
+    head, sep, tail = text.rpartition(STATUS_MARKER)
+    if not sep:
+        return None, text
+    digits = tail.strip().splitlines()[0] if tail.strip() else ""
+    return (int(digits) if digits.isdigit() else None), head
+
+
+def last_line(text: str, limit: int = 200) -> str:
+    """The last non-empty line of tool output (where tools put the error), trimmed for a one-line message."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else "no output")[:limit]
