@@ -52,6 +52,7 @@ class Manifest(BaseModel):
     dynamic_batch: bool = False
     max_batch: int | None = None
     delegation: dict[str, int | None] = {}
+    host_run: dict[str, str] = {}  # {"status": "ran" | "skipped", "reason": ...}: was the artifact run back at export
     versions: dict[str, str] = {}
     golden: dict[str, Any] = {}
     student: dict[str, Any] = {}
@@ -83,7 +84,7 @@ def read_bundle(folder: str | Path, verify: bool = True) -> tuple[Manifest, Path
     except (json.JSONDecodeError, ValidationError, UnicodeDecodeError) as exc:
         raise UserError(f"bundle {folder}: {MANIFEST} is invalid: {str(exc).splitlines()[0][:200]}") from None
     model_path = folder / manifest.model_file
-    if not model_path.is_file():
+    if not model_path.exists():  # a file, or a folder for a Core ML .mlpackage
         raise UserError(f"bundle {folder} is missing its model file {manifest.model_file}")
     if verify and sha256_file(model_path) != manifest.sha256:
         raise UserError(f"bundle {folder}: {manifest.model_file} does not match the sha256 in {MANIFEST} (modified?)")

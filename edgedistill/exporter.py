@@ -6,6 +6,7 @@ a program can pass lowering and still fail to load, and users must never receive
 
 from __future__ import annotations
 
+import logging
 import platform
 from importlib.metadata import version
 from pathlib import Path
@@ -21,11 +22,12 @@ from edgedistill.bundle import GOLDEN, Manifest, TensorSpec, write_golden, write
 from edgedistill.data import Dataset, Inputs, take
 from edgedistill.distillation.trainer import predict_logits
 from edgedistill.errors import UserError
-from edgedistill.fileio import atomic_path, ensure_writable_dir, sha256_file
-from edgedistill.formats.base import NEEDS_CALIBRATION
+from edgedistill.fileio import atomic_path, ensure_writable_dir, sha256_file, size_bytes
+from edgedistill.formats.base import NEEDS_CALIBRATION, HostRunUnavailable
 from edgedistill.quiet import quiet
 from edgedistill.validation.metrics import softmax
 
+log = logging.getLogger("edgedistill")
 
 def calibration_set(data: Dataset, n: int, seed: int = 0) -> Inputs:
     """Up to ``n`` representative inputs drawn (seeded) from ``data``."""
@@ -65,22 +67,25 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
             result = module.export(student, example, scheme=scheme, path=model_path, calibration=calibration,
                                    dynamic_batch=dynamic_batch,
                                    options={**(options or {}), "input_names": list(sample)})
-            max_batch = getattr(module, "MAX_BATCH", None) if result.dynamic_batch else 1
-            out = module.load(model_path, max_batch)(*(v[:1] for v in sample.values()))
-        if out.shape != (1, n_classes):
-            raise UserError(f"{fmt_name} {scheme}: exported model returns shape {out.shape}, expected (1, {n_classes})")
+        if result.portable_compute_ops:  # a silent performance trap unless someone says so
+            left = ", ".join(f"{op} x{n}" for op, n in result.details.get("portable_compute_ops", {}).items())
+            log.warning("warning: %s %s: %d compute op(s) not delegated to %s, running in slow portable kernels: %s",
+                        fmt_name, scheme, result.portable_compute_ops, result.backend or module.BACKEND, left)
+        max_batch = getattr(module, "MAX_BATCH", None) if result.dynamic_batch else 1
+        host_run = _run_back(module, model_path, max_batch, sample, n_classes, f"{fmt_name} {scheme}")
         write_golden(tmp, golden)
         batch: int | str = "batch" if result.dynamic_batch else 1
         dtypes = result.details.get("input_dtypes", {})  # what the model file takes, when the format narrows it
         manifest = Manifest(
-            format=fmt_name, backend=module.BACKEND, quantization=scheme, model_file=model_path.name,
-            sha256=sha256_file(model_path), size_bytes=model_path.stat().st_size,
+            format=fmt_name, backend=result.backend or module.BACKEND, quantization=scheme, model_file=model_path.name,
+            sha256=sha256_file(model_path), size_bytes=size_bytes(model_path), host_run=host_run,
             inputs=[TensorSpec(name=k, shape=[batch, *v.shape[1:]], dtype=dtypes.get(k, str(v.dtype)))
                     for k, v in sample.items()],
             outputs=[TensorSpec(name="logits", shape=[batch, n_classes],
                                 dtype=result.details.get("output_dtype", "float32"))],
             num_classes=n_classes, dynamic_batch=result.dynamic_batch, max_batch=max_batch,
-            delegation={"delegated_ops": result.delegated_ops, "portable_ops": result.portable_ops},
+            delegation={"delegated_ops": result.delegated_ops, "portable_ops": result.portable_ops,
+                        "portable_compute_ops": result.portable_compute_ops},
             versions={"edgedistill": version("edgedistill"), "torch": torch.__version__,
                       fmt_name: result.backend_version, "host": platform.machine()},
             golden={"file": GOLDEN, "count": int(len(golden["student_probs"]))},
@@ -88,6 +93,20 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
         )
         write_manifest(tmp, manifest)
     return final
+
+
+def _run_back(module, model_path: Path, max_batch: int | None, sample: Inputs, n_classes: int,
+              what: str) -> dict[str, str]:
+    """Run the artifact on one sample in its runtime; a skip (with its reason) where this host cannot run it."""
+    try:
+        with quiet():
+            out = module.load(model_path, max_batch)(*(v[:1] for v in sample.values()))
+    except HostRunUnavailable as exc:
+        log.info("%s: not run back here (%s)", what, exc)
+        return {"status": "skipped", "reason": str(exc)}
+    if out.shape != (1, n_classes):
+        raise UserError(f"{what}: exported model returns shape {out.shape}, expected (1, {n_classes})")
+    return {"status": "ran", "reason": f"ran on {platform.system()} {platform.machine()} at export"}
 
 
 def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir: Path,
@@ -108,6 +127,17 @@ def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir
             "student": dict(student_info or {})}
     if calibration is None and NEEDS_CALIBRATION & {a.quantization for a in artifacts}:
         calibration = calibration_set(train, calibration_samples)
-    return [export_bundle(student, spec, out_dir=Path(out_dir), sample=test.inputs, calibration=calibration,
-                          golden=golden, info=info, dynamic_batch=dynamic_batch)
-            for spec in artifacts]
+    written: list[Path] = []
+    failed: dict[str, str] = {}  # format -> first error; every artifact is tried so the error can say what works
+    for spec in artifacts:
+        label = spec.format + (f" ({spec.options['backend']})" if spec.options.get("backend") else "")
+        try:
+            written.append(export_bundle(student, spec, out_dir=Path(out_dir), sample=test.inputs,
+                                         calibration=calibration, golden=golden, info=info, dynamic_batch=dynamic_batch))
+        except UserError as exc:
+            failed.setdefault(label, f"{spec.quantization}: {exc}")
+    if failed:  # the failed artifacts left nothing behind (atomic); the others are complete and kept
+        accepted = sorted({spec.format for spec in artifacts} - {label.split()[0] for label in failed})
+        hint = f"; formats that accepted the model (bundles written): {', '.join(accepted)}" if accepted else ""
+        raise UserError("; ".join(f"{label} {msg}" for label, msg in failed.items()) + hint)
+    return written

@@ -56,10 +56,36 @@ def write_text_atomic(path: Path, text: str) -> Path:
     return Path(path)
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+def _update(digest: "hashlib._Hash", path: Path) -> None:
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, or of a folder (such as a Core ML ``.mlpackage``).
+
+    A folder hashes each file's relative POSIX path and contents in sorted order, so the digest
+    is the same on every machine and changes when any file is renamed, added, removed or edited.
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    if not path.is_dir():
+        _update(digest, path)
+        return digest.hexdigest()
+    for file in _files_under(path):
+        name = file.relative_to(path).as_posix().encode()
+        digest.update(len(name).to_bytes(8, "little") + name)  # length prefix: names cannot run into contents
+        digest.update(file.stat().st_size.to_bytes(8, "little"))
+        _update(digest, file)
     return digest.hexdigest()
+
+
+def size_bytes(path: Path) -> int:
+    """Size of a file, or the total size of the files in a folder."""
+    path = Path(path)
+    return sum(f.stat().st_size for f in _files_under(path)) if path.is_dir() else path.stat().st_size

@@ -89,4 +89,6 @@ def run(args: argparse.Namespace) -> int:
     report = validate(config, args.bundles, device_outputs=args.device_outputs)
     print(text_table(report))
     log.info("wrote report.json, report.md, junit.xml%s in %s", " and plots" if report.plots else "", config.out)
+    if report.status == "not run":  # a gate that checked nothing must not look green
+        raise UserError(f"no bundle can run on this machine, nothing was validated (reports in {config.out})")
     return 0 if report.passed else 1

@@ -15,6 +15,7 @@ from edgedistill.errors import UserError
 # name -> module path; the module implements edgedistill.formats.base.Format
 _REGISTRY: dict[str, str] = {
     "executorch": "edgedistill.formats.executorch",
+    "coreml": "edgedistill.formats.coreml",
     "litert": "edgedistill.formats.litert",
     "onnx": "edgedistill.formats.onnx",
 }

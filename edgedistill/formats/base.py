@@ -7,9 +7,12 @@ A format module defines, at module level:
 - ``missing() -> str | None``: None when export and run work here, else what to install;
 - ``export(model, example_inputs, *, scheme, path, calibration, dynamic_batch, options) -> ExportInfo``
   (``options``: the format's table from ``[export.options.<format>]``);
-- ``load(path, max_batch) -> Runner``: the host runner, in the format's real runtime;
-- optional ``runnable() -> str | None``: None when artifacts of this format run on this machine, else
-  why not (e.g. "Core ML runs only on macOS"); validation then reports them as not run (skipped);
+- ``load(path, max_batch) -> Runner``: the host runner, in the format's real runtime; raises
+  ``HostRunUnavailable`` where this machine cannot run the artifact (Core ML off macOS), so export
+  records the run as skipped;
+- optional ``host_run_problem(options) -> str | None``: None when an artifact built with ``options``
+  (validation passes ``{"backend": manifest.backend}``) runs on this machine, else why not; validation
+  then reports the bundle as not run (skipped checks), never as passed;
 - optional ``FLOAT_MODULES = True``: ``export`` honours ``options["float_modules"]`` (submodule names kept
   in floating point under a quantized scheme), which ``validate --repair`` uses.
 
@@ -59,6 +62,13 @@ class ExportInfo:
     portable_ops: int | None = None
     dynamic_batch: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    backend: str | None = None  # when an option picked another backend than the module's BACKEND
+    portable_compute_ops: int | None = None  # compute (not data-movement) ops left to the portable fallback
+
+
+class HostRunUnavailable(UserError):
+    """This machine cannot run the artifact (e.g. Core ML off macOS): a skip with a reason, not a failure."""
+
 
 
 class Runner(Protocol):
@@ -144,6 +154,9 @@ def lowering_error(fmt: str, exc: BaseException) -> UserError:
     if found:
         return UserError(f"format {fmt} cannot lower operator {found.group(1)}.{found.group(2)} "
                          f"(no {fmt} implementation for it)")
+    converter = re.search(r"Unsupported fx node (\w+)", text)  # coremltools names ops without a namespace
+    if converter:
+        return UserError(f"format {fmt} cannot lower operator {converter.group(1)} (no {fmt} implementation for it)")
     found = _OPERATOR.search(text)
     return UserError(f"format {fmt} cannot lower " + (f"operator {found.group(1)}.{found.group(2)}" if found
                                                       else "the model") + f": {reason}")

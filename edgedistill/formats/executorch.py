@@ -1,32 +1,38 @@
-"""ExecuTorch ``.pte``: torch.export -> to_edge_transform_and_lower(XNNPACK) -> to_executorch.
+"""ExecuTorch ``.pte``: torch.export -> to_edge_transform_and_lower(partitioner) -> to_executorch.
 
-int8 is pt2e static quantization (per-channel weights, per-tensor activations) with ExecuTorch's
-XNNPACKQuantizer, calibrated on real inputs. The host runner is ``executorch.runtime``, the same
-C++ runtime that runs on the phone.
+The partitioner is XNNPACK (CPU, Android and iOS) or, with ``backend = "coreml"`` in
+``[export.options.executorch]``, the Core ML delegate for iOS: that .pte builds here but runs only
+where ExecuTorch has its Core ML backend (macOS/iOS), so on Linux its host run is skipped.
+Operators a delegate does not take run in ExecuTorch's portable kernels, which are much slower:
+the manifest counts them, and the exporter warns about compute operators left there.
+The host runner is ``executorch.runtime``, the same C++ runtime that runs on the phone.
 """
 
 from __future__ import annotations
 
-import logging
+from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from edgedistill.errors import UserError, require
-from edgedistill.formats.base import ExportInfo, calibration_batches
+from edgedistill.formats.base import ExportInfo, HostRunUnavailable, lowering_error
 
 NAME = "executorch"
 SUFFIX = ".pte"
 EXTRA = "executorch"
 BACKEND = "xnnpack"
-SCHEMES = ("fp32", "int8")
-FLOAT_MODULES = True  # export() honours options["float_modules"] (used by validate --repair)
+BACKENDS = ("xnnpack", "coreml")
+SCHEMES = ("fp32", "fp16", "int8", "int8-dynamic")
+FLOAT_MODULES = True  # export() honours options["float_modules"] under int8 (used by validate --repair)
 MAX_BATCH = 1024
-
-log = logging.getLogger("edgedistill")
+# ops that move or reshape data rather than compute: leaving them to the portable kernels costs little
+_DATA_MOVEMENT = ("getitem", "sym_size", "view", "expand", "permute", "squeeze", "slice", "select", "clone",
+                  "to_copy", "to_dim_order_copy", "cat", "embedding", "alias", "t_copy", "transpose", "split",
+                  "unbind", "full", "arange", "scalar_tensor")
 
 
 def missing() -> str | None:
@@ -39,73 +45,90 @@ def missing() -> str | None:
     return None
 
 
-def _dynamic_shapes(example_inputs: Sequence[torch.Tensor], dynamic_batch: bool):
-    if not dynamic_batch:
+def _coreml_delegate_problem() -> str | None:
+    from executorch.runtime import Runtime
+
+    if Runtime.get().backend_registry.is_available("CoreMLBackend"):
         return None
-    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    return tuple({0: batch} for _ in example_inputs)
+    return "the ExecuTorch Core ML delegate runs only on macOS/iOS (this ExecuTorch has no CoreMLBackend)"
 
 
-def _quantize_int8(model: nn.Module, example_inputs: tuple[torch.Tensor, ...],
-                   calibration: dict[str, np.ndarray] | None, dynamic_shapes,
-                   float_modules: Sequence[str] = ()) -> nn.Module:
-    if not calibration or len(next(iter(calibration.values()))) == 0:
-        raise UserError("int8 needs a calibration set of representative inputs (none or empty given)")
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
-    )
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+def host_run_problem(options: dict | None = None) -> str | None:
+    """Why this machine cannot run a .pte built with ``options`` (None when it can)."""
+    return _coreml_delegate_problem() if (options or {}).get("backend") == "coreml" else None
 
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    unknown = sorted(set(float_modules) - {name for name, _ in model.named_modules()})
-    if unknown:
-        raise UserError(f"float_modules {', '.join(unknown)} are not submodules of the model")
-    if float_modules:  # accuracy-aware mixed precision (set_module_name(name, None) is not supported yet)
-        from torchao.quantization.pt2e.quantizer.utils import get_module_name_filter
 
-        in_float = [get_module_name_filter(name) for name in float_modules]
-        quantizer.set_filter_function(lambda node: not any(f(node) for f in in_float))
-    graph = torch.export.export(model, example_inputs, dynamic_shapes=dynamic_shapes).module()
-    prepared = prepare_pt2e(graph, quantizer)
-    with torch.no_grad():
-        for batch in calibration_batches(calibration):
-            prepared(*batch)
-    return convert_pt2e(prepared)
+def _partitioner(backend: str, scheme: str, options: dict[str, Any]):
+    if backend == "coreml":
+        from executorch.backends.apple.coreml.compiler import CoreMLBackend
+        from executorch.backends.apple.coreml.partition import CoreMLPartitioner
+
+        from edgedistill.formats.coreml import compile_options
+
+        target, precision, units = compile_options(options, scheme)
+        specs = CoreMLBackend.generate_compile_specs(compute_precision=precision, compute_unit=units,
+                                                     minimum_deployment_target=target)
+        # mutable buffers need iOS 18; our students have none, so keep them out of the delegate
+        return CoreMLPartitioner(compile_specs=specs, take_over_mutable_buffer=False)
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    return XnnpackPartitioner()
+
+
+def portable_compute_ops(delegation_info: Any) -> Counter:
+    """Compute operators (not data movement) that run in the portable fallback, by name."""
+    frame = delegation_info.get_operator_delegation_dataframe()
+    left = Counter()
+    for op, count in zip(frame["op_type"], frame["occurrences_in_non_delegated_graphs"]):
+        if op.startswith("aten_") and count and not any(token in op for token in _DATA_MOVEMENT):
+            left[op.removeprefix("aten_")] += int(count)
+    return left
 
 
 def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme: str, path: Path,
            calibration: dict[str, np.ndarray] | None = None, dynamic_batch: bool = True,
            options: dict | None = None) -> ExportInfo:
-    """Lower ``model`` to a .pte at ``path`` with XNNPACK, quantized per ``scheme``.
+    """Lower ``model`` to a .pte at ``path`` with XNNPACK (or the Core ML delegate), quantized per ``scheme``.
 
     ``options["float_modules"]``: qualified names of submodules kept in floating point under int8.
     """
     require("executorch.exir", EXTRA, "ExecuTorch")
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.devtools.backend_debug import get_delegation_info
     from executorch.exir import to_edge_transform_and_lower
 
+    from edgedistill.formats.executorch_quant import prepare
+
+    options = dict(options or {})
+    options.pop("input_names", None)  # a .pte's inputs are positional
+    backend = options.pop("backend", BACKEND)
+    float_modules = tuple(options.pop("float_modules", ()))
+    if backend not in BACKENDS:
+        raise UserError(f"unknown executorch backend {backend!r}; available: {', '.join(BACKENDS)}")
     if scheme not in SCHEMES:
         raise UserError(f"format {NAME} does not support quantization {scheme!r}; supported: {', '.join(SCHEMES)}")
-    model = model.eval()
-    dynamic_shapes = _dynamic_shapes(example_inputs, dynamic_batch)
-    with torch.no_grad():
-        if scheme == "int8":
-            model = _quantize_int8(model, example_inputs, calibration, dynamic_shapes,
-                                   (options or {}).get("float_modules", ()))
-        program = torch.export.export(model, example_inputs, dynamic_shapes=dynamic_shapes)
-        edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
-    info = get_delegation_info(edge.exported_program().graph_module)
-    executorch_program = edge.to_executorch()
-    Path(path).write_bytes(executorch_program.buffer)
+    if backend == "xnnpack" and options:
+        raise UserError(f"unknown [export.options.executorch] key(s) for xnnpack: {', '.join(sorted(options))}")
+    partitioner = _partitioner(backend, scheme, options)
+    try:
+        with torch.no_grad():
+            lowered, shapes = prepare(model.eval(), example_inputs, scheme=scheme, backend=backend,
+                                      calibration=calibration, dynamic_batch=dynamic_batch, max_batch=MAX_BATCH,
+                                      float_modules=float_modules)
+            program = torch.export.export(lowered, example_inputs, dynamic_shapes=shapes)
+            edge = to_edge_transform_and_lower(program, partitioner=[partitioner])
+        info = get_delegation_info(edge.exported_program().graph_module)
+        buffer = edge.to_executorch().buffer
+    except UserError:
+        raise
+    except Exception as exc:  # export and lowering raise many types; each means this model does not lower
+        raise lowering_error(f"{NAME} ({backend})", exc) from None
+    Path(path).write_bytes(buffer)
+    left = portable_compute_ops(info)
     return ExportInfo(
-        path=Path(path),
-        backend_version=_version(),
-        delegated_ops=info.num_delegated_nodes,
-        portable_ops=info.num_non_delegated_nodes,
-        dynamic_batch=dynamic_batch,
-        details={"delegated_subgraphs": info.num_delegated_subgraphs},
+        path=Path(path), backend_version=_version(), backend=backend,
+        delegated_ops=info.num_delegated_nodes, portable_ops=info.num_non_delegated_nodes,
+        portable_compute_ops=sum(left.values()), dynamic_batch=dynamic_batch,
+        details={"delegated_subgraphs": info.num_delegated_subgraphs, "portable_compute_ops": dict(left)},
     )
 
 
@@ -123,10 +146,17 @@ class PteRunner:
         from executorch.runtime import Runtime
 
         self.max_batch = max_batch
+        runtime = Runtime.get()
         try:
-            self._program = Runtime.get().load_program(Path(path))
-            self._method = self._program.load_method("forward")
+            self._program = runtime.load_program(Path(path))
         except Exception as exc:  # the runtime raises RuntimeError/ValueError for bad programs
+            raise UserError(f"ExecuTorch cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
+        problem = _coreml_delegate_problem() if b"CoreMLBackend" in Path(path).read_bytes() else None
+        if problem:  # the program itself loaded, so the file is sound; only its delegate cannot run here
+            raise HostRunUnavailable(problem)
+        try:
+            self._method = self._program.load_method("forward")
+        except Exception as exc:
             raise UserError(f"ExecuTorch cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
@@ -135,5 +165,5 @@ class PteRunner:
 
 
 def load(path: Path, max_batch: int | None = None) -> PteRunner:
-    """Load a .pte for host inference."""
+    """Load a .pte for host inference (HostRunUnavailable for a Core ML-delegated .pte off macOS)."""
     return PteRunner(path, max_batch)

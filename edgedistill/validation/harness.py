@@ -133,10 +133,11 @@ def run_bundle(bundle: OpenBundle, data: Dataset, desc: str, batch_size: int) ->
 
 
 def not_runnable(bundle: OpenBundle) -> str | None:
-    """Why this machine cannot run the bundle's format (None when it can)."""
+    """Why this machine cannot run the bundle (None when it can): e.g. Core ML, or a .pte with the
+    Core ML delegate, off macOS. Asked of the format, for the bundle's backend, on this machine."""
     fmt = get_format(bundle.manifest.format)
-    check = getattr(fmt, "runnable", None)
-    return check() if check is not None else None
+    problem = getattr(fmt, "host_run_problem", None)
+    return problem({"backend": bundle.manifest.backend}) if problem is not None else None
 
 
 def check_artifact(bundle: OpenBundle, *, data: Dataset, teacher_logits: np.ndarray, student_logits: np.ndarray,

@@ -24,10 +24,13 @@ class _Block(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.ff = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
 
-    def forward(self, h: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         b, n, d = h.shape
         q, k, v = self.qkv(h).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // self.heads) + bias, dim=-1)
+        # masked_fill rather than adding a -1e4 bias: an int8 quantizer would give that add a range of
+        # 1e4 and one scale step of ~80, wiping out the attention scores
+        scores = (q @ k.transpose(-1, -2) / math.sqrt(d // self.heads)).masked_fill(padding, -1e4)
+        att = torch.softmax(scores, dim=-1)
         h = self.norm1(h + self.proj((att @ v).transpose(1, 2).reshape(b, n, d)))
         return self.norm2(h + self.ff(h))
 
@@ -44,11 +47,11 @@ class TinyEncoder(nn.Module):
         self.head = nn.Linear(dim, num_classes)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        mask = attention_mask.to(torch.float32)
+        mask = attention_mask.to(self.pos.dtype)  # follows the model dtype, so a half-precision export stays fp16
         h = self.embed(input_ids) + self.pos[: input_ids.shape[1]]
-        bias = ((1.0 - mask) * -1e4)[:, None, None, :]
+        padding = (attention_mask == 0)[:, None, None, :]
         for block in self.blocks:
-            h = block(h, bias)
+            h = block(h, padding)
         pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
         return self.head(pooled)
 

@@ -1,0 +1,211 @@
+"""Core ML ``.mlpackage`` (ML Program): coremltools.convert of the exported, decomposed program.
+
+Options (``[export.options.coreml]``): ``minimum_deployment_target`` (default ``"iOS17"``),
+``compute_precision`` (``"fp16"``/``"fp32"``; by default fp32 for the fp32 scheme, else fp16),
+``compute_units`` (``ALL``, ``CPU_ONLY``, ``CPU_AND_GPU``, ``CPU_AND_NE``; stored in the model's
+metadata, since Core ML chooses units when an app loads the model) and ``weight_threshold``
+(weights with fewer elements stay float; default 0: every weight is compressed).
+
+Quantization: ``int8-weight`` (linear_quantize_weights), ``palettize8/6/4`` (k-means
+palettize_weights) and ``int8`` activations (iOS 17+). coremltools' own activation quantizer
+calibrates through ``predict`` and so runs only on macOS; instead int8 is pt2e quantization with
+Core ML's quantizer, calibrated in PyTorch here, and the quantized program is converted as is.
+
+A ``.mlpackage`` is a folder. Core ML predicts only on macOS: on other systems ``load`` raises
+HostRunUnavailable, and export checks what it can (the package loads as a spec with the right
+input and output names and shapes).
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgedistill.errors import UserError, require
+from edgedistill.formats.base import ExportInfo, HostRunUnavailable, lowering_error
+
+NAME = "coreml"
+SUFFIX = ".mlpackage"
+EXTRA = "coreml"
+BACKEND = "mlprogram"
+SCHEMES = ("fp32", "fp16", "int8", "int8-weight", "palettize8", "palettize6", "palettize4")
+MAX_BATCH = 1024
+OPTIONS = ("minimum_deployment_target", "compute_precision", "compute_units", "weight_threshold")
+UNITS_KEY = "com.edgedistill.compute_units"
+_DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "INT32": "int32", "DOUBLE": "float64"}
+
+
+def missing() -> str | None:
+    """None when coremltools can convert here (prediction additionally needs macOS)."""
+    try:
+        require("coremltools", EXTRA, "coremltools")
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
+def host_run_problem(options: dict | None = None) -> str | None:
+    """Why this machine cannot run a Core ML model (None on macOS)."""
+    return None if platform.system() == "Darwin" else f"Core ML runs only on macOS (this is {platform.system()})"
+
+
+def _enum(kind: Any, value: str, key: str) -> Any:
+    if value not in kind.__members__:
+        raise UserError(f"coreml option {key} = {value!r} is unknown; use one of {', '.join(kind.__members__)}")
+    return kind[value]
+
+
+def compile_options(options: dict[str, Any], scheme: str) -> tuple[Any, Any, Any]:
+    """(deployment target, compute precision, compute units) as coremltools enums, from options and scheme."""
+    import coremltools as ct
+
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise UserError(f"unknown coreml option(s) {', '.join(sorted(unknown))}; known: {', '.join(OPTIONS)}")
+    target = _enum(ct.target, str(options.get("minimum_deployment_target", "iOS17")), "minimum_deployment_target")
+    wanted = {"fp32": "fp32", "fp16": "fp16"}.get(scheme)
+    precision = str(options.get("compute_precision", wanted or "fp16"))
+    if precision not in ("fp16", "fp32") or (wanted and precision != wanted):
+        raise UserError(f"coreml compute_precision {precision!r} does not fit scheme {scheme} (use fp16 or fp32)")
+    if scheme == "int8" and target < ct.target.iOS17:
+        raise UserError("coreml int8 activation quantization needs minimum_deployment_target iOS17 or later")
+    units = _enum(ct.ComputeUnit, str(options.get("compute_units", "ALL")), "compute_units")
+    return target, ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16, units
+
+
+def int8_quantizer() -> Any:
+    """Core ML's pt2e quantizer: int8 per-channel symmetric weights, uint8 activations (iOS 17+)."""
+    import coremltools as ct
+
+    # coremltools' own copy targets the retired torch.ao pt2e; ExecuTorch's works with torchao's
+    CoreMLQuantizer = require("executorch.backends.apple.coreml.quantizer", "executorch",
+                              "ExecuTorch (Core ML int8 uses its CoreMLQuantizer)").CoreMLQuantizer
+    config = ct.optimize.torch.quantization.LinearQuantizerConfig(
+        global_config=ct.optimize.torch.quantization.ModuleLinearQuantizerConfig(
+            quantization_scheme="symmetric", activation_dtype=torch.quint8, weight_dtype=torch.qint8,
+            weight_per_channel=True))
+    return CoreMLQuantizer(config)
+
+
+def _compress(mlmodel: Any, scheme: str, threshold: int) -> Any:
+    from coremltools.optimize.coreml import (OpLinearQuantizerConfig, OpPalettizerConfig, OptimizationConfig,
+                                             linear_quantize_weights, palettize_weights)
+
+    if scheme == "int8-weight":
+        config = OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", weight_threshold=threshold)
+        return linear_quantize_weights(mlmodel, OptimizationConfig(global_config=config))
+    if scheme.startswith("palettize"):
+        config = OpPalettizerConfig(nbits=int(scheme.removeprefix("palettize")), mode="kmeans", weight_threshold=threshold)
+        return palettize_weights(mlmodel, OptimizationConfig(global_config=config))
+    return mlmodel
+
+
+def _convert(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], scheme: str, shapes: Any,
+             calibration: dict[str, np.ndarray] | None, target: Any, precision: Any) -> Any:
+    import coremltools as ct
+
+    from edgedistill.formats.executorch_quant import calibrated, require_calibration
+
+    if scheme == "int8":
+        require_calibration(calibration)
+        model = calibrated(model, example_inputs, int8_quantizer(), calibration, shapes)
+    program = torch.export.export(model, example_inputs, dynamic_shapes=shapes).run_decompositions({})
+    return ct.convert(program, convert_to="mlprogram", minimum_deployment_target=target, compute_precision=precision)
+
+
+def _renamed(mlmodel: Any, names: list[str]) -> Any:
+    """Inputs named as the data's inputs, the output named ``logits`` (as the manifest says)."""
+    import coremltools as ct
+
+    spec = mlmodel.get_spec()
+    for feature, name in zip(list(spec.description.input), names):
+        if feature.name != name:
+            ct.utils.rename_feature(spec, feature.name, name)
+    ct.utils.rename_feature(spec, spec.description.output[0].name, "logits")
+    return ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
+
+
+def _check_spec(path: Path, example_inputs: tuple[torch.Tensor, ...], names: list[str]) -> dict[str, str]:
+    """Reload the saved package as a spec and check its interface; returns each input's dtype."""
+    import coremltools as ct
+
+    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    got = {f.name: list(f.type.multiArrayType.shape)[1:] for f in spec.description.input}
+    want = {n: list(x.shape[1:]) for n, x in zip(names, example_inputs)}
+    outputs = [f.name for f in spec.description.output]
+    if got != want or outputs != ["logits"]:
+        raise UserError(f"coreml package {path.name} has inputs {got} and outputs {outputs}, expected {want} and ['logits']")
+    return _input_dtypes(spec)
+
+
+def _input_dtypes(spec: Any) -> dict[str, str]:
+    from coremltools.proto.FeatureTypes_pb2 import ArrayFeatureType
+
+    return {f.name: _DTYPES[ArrayFeatureType.ArrayDataType.Name(f.type.multiArrayType.dataType)]
+            for f in spec.description.input}
+
+
+def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme: str, path: Path,
+           calibration: dict[str, np.ndarray] | None = None, dynamic_batch: bool = True,
+           options: dict | None = None) -> ExportInfo:
+    """Convert ``model`` to an ML Program ``.mlpackage`` folder at ``path``, compressed per ``scheme``."""
+    require("coremltools", EXTRA, "coremltools")
+    from edgedistill.formats.executorch_quant import dynamic_shapes
+
+    if scheme not in SCHEMES:
+        raise UserError(f"format {NAME} does not support quantization {scheme!r}; supported: {', '.join(SCHEMES)}")
+    options = dict(options or {})
+    names = list(options.pop("input_names", None) or [f"input_{i}" for i in range(len(example_inputs))])
+    target, precision, units = compile_options(options, scheme)
+    shapes = dynamic_shapes(example_inputs, dynamic_batch, MAX_BATCH)
+    if scheme == "int8":
+        int8_quantizer()  # a missing ExecuTorch is an install hint, not a "cannot lower" error
+    try:
+        with torch.no_grad():
+            mlmodel = _convert(model.eval(), example_inputs, scheme, shapes, calibration, target, precision)
+        mlmodel = _compress(mlmodel, scheme, int(options.get("weight_threshold", 0)))
+    except UserError:
+        raise
+    except Exception as exc:  # converters raise many types; each means this model does not lower
+        raise lowering_error(NAME, exc) from None
+    mlmodel = _renamed(mlmodel, names)
+    mlmodel.user_defined_metadata[UNITS_KEY] = units.name
+    mlmodel.save(str(path))
+    dtypes = _check_spec(Path(path), example_inputs, names)
+    import coremltools as ct
+
+    narrowed = {n: d for (n, d), x in zip(dtypes.items(), example_inputs) if d != str(x.numpy().dtype)}
+    return ExportInfo(path=Path(path), backend_version=ct.__version__, dynamic_batch=dynamic_batch,
+                      details={"minimum_deployment_target": target.name, "compute_precision": precision.name,
+                               "compute_units": units.name, "input_dtypes": narrowed})
+
+
+class MLPackageRunner:
+    """Runs an ``.mlpackage`` with Core ML (macOS only)."""
+
+    def __init__(self, path: Path, max_batch: int | None = None):
+        import coremltools as ct
+
+        self.max_batch = max_batch
+        meta = ct.models.MLModel(str(path), skip_model_load=True)
+        units = ct.ComputeUnit[meta.user_defined_metadata.get(UNITS_KEY, "ALL")]
+        self._model = ct.models.MLModel(str(path), compute_units=units)
+        self._inputs = list(_input_dtypes(self._model.get_spec()).items())
+
+    def __call__(self, *inputs: np.ndarray) -> np.ndarray:
+        feed = {name: np.ascontiguousarray(x, dtype=dtype) for (name, dtype), x in zip(self._inputs, inputs)}
+        return np.asarray(self._model.predict(feed)["logits"], dtype=np.float32)
+
+
+def load(path: Path, max_batch: int | None = None) -> MLPackageRunner:
+    """Load an ``.mlpackage`` for prediction; HostRunUnavailable anywhere but macOS."""
+    require("coremltools", EXTRA, "coremltools")
+    problem = host_run_problem()
+    if problem:
+        raise HostRunUnavailable(f"{problem}: {Path(path).name} was converted and checked, not run")
+    return MLPackageRunner(path, max_batch)

@@ -1,0 +1,193 @@
+"""Core ML: every scheme converts to a valid .mlpackage with the data's input names and a ``logits`` output;
+off macOS the host run is skipped with its reason (at export and in validation), never reported as a pass.
+Also: the ExecuTorch Core ML delegate, and a model a format cannot lower (one line naming op and format)."""
+
+from __future__ import annotations
+
+import platform
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from edgedistill.bundle import read_bundle
+from edgedistill.config import ArtifactSpec, Tolerance
+from edgedistill.errors import UserError
+from edgedistill.exporter import export_student
+from edgedistill.fileio import sha256_file
+from edgedistill.formats import coreml, executorch
+from edgedistill.formats.base import HostRunUnavailable, run_batched
+from edgedistill.validation.harness import open_bundles, validate_bundles
+from format_models import export_schemes, top1_agreement, trained_digits
+
+pytestmark = pytest.mark.slow
+ON_MAC = platform.system() == "Darwin"
+# Core ML int8 costs ~100 s of CPU per export whatever the model (ExecuTorch's CoreMLQuantizer traces
+# ~400 pattern graphs), so it is exercised on the digits model only
+SCHEMES = {"digits": coreml.SCHEMES, "encoder": tuple(s for s in coreml.SCHEMES if s != "int8")}
+
+
+@pytest.fixture(scope="module", params=["digits", "encoder"])
+def converted(request, tmp_path_factory) -> tuple:
+    out = tmp_path_factory.mktemp(f"coreml-{request.param}")
+    return request.param, *export_schemes(request.param, "coreml", SCHEMES[request.param], out)
+
+
+@pytest.mark.parametrize("scheme", coreml.SCHEMES)
+def test_scheme_converts_to_a_valid_mlpackage(converted, scheme):
+    import coremltools as ct
+
+    name, _, splits, bundles = converted
+    if scheme not in bundles:
+        pytest.skip(f"{scheme} is covered on the digits model (cost)")
+    manifest, package = read_bundle(bundles[scheme])  # also re-hashes the package folder
+    assert package.is_dir() and package.suffix == ".mlpackage"
+    spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
+    assert [f.name for f in spec.description.input] == list(splits.test.inputs)
+    assert [f.name for f in spec.description.output] == ["logits"]
+    for feature, x in zip(spec.description.input, splits.test.inputs.values()):
+        assert list(feature.type.multiArrayType.shape)[1:] == list(x.shape[1:])
+        # the batch axis is a range, so validation and apps can run batches
+        assert feature.type.multiArrayType.WhichOneof("ShapeFlexibility") == "shapeRange"
+    assert spec.WhichOneof("Type") == "mlProgram"
+    if name == "encoder":  # Core ML has no int64: token ids are int32, and the manifest must say so
+        assert [t.dtype for t in manifest.inputs] == ["int32", "int32"]
+    if not ON_MAC:
+        assert manifest.host_run["status"] == "skipped"
+        assert "Core ML runs only on macOS" in manifest.host_run["reason"]
+
+
+def test_compression_shrinks_the_package_and_int8_quantizes_activations(converted):
+    import coremltools as ct
+
+    _, _, _, bundles = converted
+    size = {s: read_bundle(b)[0].size_bytes for s, b in bundles.items()}
+    assert size["fp16"] < 0.7 * size["fp32"]
+    assert size["int8-weight"] < size["fp16"] and size["palettize4"] < size["palettize6"] < size["palettize8"]
+    if "int8" not in bundles:
+        return
+    program = ct.models.MLModel(str(read_bundle(bundles["int8"])[1]), skip_model_load=True).get_spec().mlProgram
+    ops = {op.type for fn in program.functions.values() for block in fn.block_specializations.values()
+           for op in block.operations}
+    assert {"quantize", "dequantize"} <= ops, "int8 must quantize activations, not only weights"
+
+
+def test_directory_sha256_changes_when_a_file_in_the_package_changes(converted, tmp_path):
+    import shutil
+
+    _, _, _, bundles = converted
+    manifest, package = read_bundle(bundles["fp16"])
+    copy = tmp_path / "copy.mlpackage"
+    shutil.copytree(package, copy)
+    assert sha256_file(copy) == manifest.sha256  # independent of the folder's location and listing order
+    weights = next(p for p in sorted(copy.rglob("*")) if p.is_file() and "weight" in p.name)
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    assert sha256_file(copy) != manifest.sha256
+
+
+def test_prediction_agrees_with_fp32_student(converted):
+    name, model, splits, bundles = converted
+    manifest, package = read_bundle(bundles["fp16"])
+    if not ON_MAC:
+        with pytest.raises(HostRunUnavailable, match="Core ML runs only on macOS"):
+            coreml.load(package, manifest.max_batch)
+        pytest.skip("Core ML runs only on macOS")
+    logits = run_batched(coreml.load(package, manifest.max_batch), splits.test.inputs)
+    assert top1_agreement(model, splits.test.inputs, logits) >= 0.995
+
+
+def test_validation_reports_coreml_as_skipped_never_as_passed(converted, tmp_path):
+    name, model, splits, bundles = converted
+    if ON_MAC or name != "digits":
+        pytest.skip("Linux-only behaviour, checked once")
+    pte = export_student(model, [ArtifactSpec(format="executorch")], out_dir=tmp_path, train=splits.train,
+                         test=splits.test, calibration_samples=64)[0]
+    tolerances = {"fp32": Tolerance(), "fp16": Tolerance()}
+    report = validate_bundles(open_bundles([bundles["fp16"], pte]), teacher=model, student=model, data=splits.test,
+                              tolerances=tolerances, latency_samples=5, measure_memory=False)
+    status = {r.runtime: r.status for r in report.rows[2:]}
+    assert status == {"coreml": "not run", "executorch": "pass"}
+    assert "Core ML runs only on macOS" in report.rows[2].not_run and report.rows[2].vs_teacher is None
+    assert report.status == "pass"  # the artifact that ran passed; the not-run one neither passes nor fails
+    alone = validate_bundles(open_bundles([bundles["fp16"]]), teacher=model, student=model, data=splits.test,
+                             tolerances=tolerances, latency_samples=5, measure_memory=False)
+    assert alone.status == "not run"  # the CLI turns this into exit 2: nothing was validated
+
+
+def test_executorch_coreml_delegate_builds_and_skips_its_host_run(tmp_path):
+    model, splits = trained_digits()
+    spec = ArtifactSpec(format="executorch", quantization="fp16", options={"backend": "coreml"})
+    bundle = export_student(model, [spec], out_dir=tmp_path, train=splits.train, test=splits.test,
+                            calibration_samples=64)[0]
+    manifest, pte = read_bundle(bundle)
+    assert bundle.name == "student-executorch-coreml-fp16" and manifest.backend == "coreml"
+    assert manifest.delegation["delegated_ops"] > 0 and manifest.delegation["portable_compute_ops"] == 0
+    if executorch.host_run_problem({"backend": "coreml"}):
+        assert manifest.host_run["status"] == "skipped"
+        with pytest.raises(HostRunUnavailable, match="Core ML delegate runs only on macOS/iOS"):
+            executorch.load(pte)
+
+
+UNLOWERABLE = '''
+import torch
+from torch import nn
+
+
+class FmodStudent(nn.Module):
+    """A digits student with torch.fmod, which Core ML cannot convert (ExecuTorch runs it portably)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+    def forward(self, x):
+        return self.body(torch.fmod(x, 0.75))
+
+
+def student():
+    return FmodStudent()
+'''
+
+
+@pytest.fixture(scope="module")
+def fmod_checkpoint(tmp_path_factory) -> tuple[Path, Path]:
+    from edgedistill.modelref import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("unlowerable")
+    (folder / "unlowerable_models.py").write_text(textwrap.dedent(UNLOWERABLE))
+    import sys
+
+    sys.path.insert(0, str(folder))
+    from unlowerable_models import student
+
+    return folder, save_checkpoint(student(), folder / "student.pt", "unlowerable_models:student")
+
+
+def test_unlowerable_operator_is_one_line_error_via_cli(fmod_checkpoint, tmp_path):
+    folder, ckpt = fmod_checkpoint
+    proc = run_cli("export", "--student", ckpt, "--data", "digits", "--format", "coreml", "-q", "fp16",
+                   "--out", tmp_path, env={"PYTHONPATH": f"{Path(__file__).resolve().parents[1]}:{folder}"})
+    assert_one_line_error(proc, "format coreml cannot lower operator fmod")
+    bundles = tmp_path / "bundles"
+    assert not bundles.exists() or not any(bundles.iterdir()), "a failed export left files behind"
+
+
+def test_error_suggests_the_formats_that_accepted_the_model(fmod_checkpoint, tmp_path, caplog):
+    from edgedistill.data import load_dataset, split
+    from edgedistill.modelref import load_model
+
+    _, ckpt = fmod_checkpoint
+    splits = split(load_dataset("digits"), 0.25, 0.1, seed=0)
+    artifacts = [ArtifactSpec(format="coreml", quantization="fp32"), ArtifactSpec(format="executorch")]
+    with pytest.raises(UserError) as err:
+        export_student(load_model(str(ckpt)), artifacts, out_dir=tmp_path, train=splits.train, test=splits.test,
+                       calibration_samples=64)
+    message = str(err.value)
+    assert "cannot lower operator fmod" in message and "formats that accepted the model (bundles written): executorch" in message
+    assert "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["student-executorch-fp32"]
+    # fmod runs in ExecuTorch's portable kernels, not XNNPACK: counted in the manifest and warned about
+    manifest, _ = read_bundle(tmp_path / "student-executorch-fp32")
+    assert manifest.delegation["portable_compute_ops"] == 1
+    assert any("fmod" in r.getMessage() and "portable" in r.getMessage() for r in caplog.records)
