@@ -12,6 +12,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The test models are tiny: one intra-op thread is as fast, and on a 2-core machine running a test
+# and its CLI subprocess at once, more threads only fight each other (seen: 25x slower). Subprocesses
+# inherit this; set it before anything imports torch.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 900, env: dict | None = None) -> subprocess.CompletedProcess:
     """``python -m edgedistill ARGS`` with this checkout first on the path."""
