@@ -107,7 +107,7 @@ def test_validation_reports_coreml_as_skipped_never_as_passed(converted, tmp_pat
     report = validate_bundles(open_bundles([bundles["fp16"], pte]), teacher=model, student=model, data=splits.test,
                               tolerances=tolerances, latency_samples=5, measure_memory=False)
     status = {r.runtime: r.status for r in report.rows[2:]}
-    assert status == {"coreml": "not run", "executorch": "pass"}
+    assert status == {"mlprogram": "not run", "xnnpack": "pass"}  # runtime = the bundle's backend
     assert "Core ML runs only on macOS" in report.rows[2].not_run and report.rows[2].vs_teacher is None
     assert report.status == "pass"  # the artifact that ran passed; the not-run one neither passes nor fails
     alone = validate_bundles(open_bundles([bundles["fp16"]]), teacher=model, student=model, data=splits.test,
