@@ -3,7 +3,6 @@ and bad values for them are one-line errors (exit 2)."""
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

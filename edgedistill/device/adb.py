@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Sequence
 
 from edgedistill.device.facts import DeviceFacts, Thermal, android_facts, android_thermal
-from edgedistill.device.transport import Completed, DeviceError, last_line, quote_argv, split_status, with_status_marker
+from edgedistill.device.transport import (Completed, DeviceError, last_line, quote_argv, run_host_command, split_status,
+                                          with_status_marker)
 from edgedistill.errors import UserError
 
 REMOTE_ROOT = "/data/local/tmp/edgedistill"
@@ -58,13 +59,7 @@ class AdbDevice:
 
     def _adb(self, args: Sequence[str], *, step: str, timeout: float) -> subprocess.CompletedProcess:
         argv = [self.adb, *(["-s", self.serial] if self.serial else []), *args]
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise DeviceError(self.name, step, f"timed out after {timeout:g} s") from None
-        except OSError as exc:
-            raise DeviceError(self.name, step, f"cannot run {self.adb}: {exc.strerror}") from None
+        return run_host_command(self.name, argv, step=step, timeout=timeout)
 
     def connect(self) -> None:
         """Pick the device and check that it is online and authorized."""

@@ -14,7 +14,8 @@ from typing import Sequence
 from urllib.parse import urlsplit
 
 from edgedistill.device.facts import DeviceFacts, Thermal, linux_facts, linux_thermal
-from edgedistill.device.transport import Completed, DeviceError, last_line, quote_argv, split_status, with_status_marker
+from edgedistill.device.transport import (Completed, DeviceError, last_line, quote_argv, run_host_command, split_status,
+                                          with_status_marker)
 from edgedistill.errors import UserError
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -54,13 +55,7 @@ class SshDevice:
         return cls(parts.hostname, user=parts.username, port=port, **kwargs)
 
     def _call(self, argv: list[str], *, step: str, timeout: float) -> subprocess.CompletedProcess:
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise DeviceError(self.name, step, f"timed out after {timeout:g} s") from None
-        except OSError as exc:
-            raise DeviceError(self.name, step, f"cannot run {argv[0]}: {exc.strerror}") from None
+        return run_host_command(self.name, argv, step=step, timeout=timeout)
 
     def connect(self) -> None:
         """Check that the board answers without a password prompt."""

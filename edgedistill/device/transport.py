@@ -9,6 +9,7 @@ echoed after the command, because old adb shells drop the remote status.
 from __future__ import annotations
 
 import shlex
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence
@@ -82,3 +83,14 @@ def last_line(text: str, limit: int = 200) -> str:
     """The last non-empty line of tool output (where tools put the error), trimmed for a one-line message."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return (lines[-1] if lines else "no output")[:limit]
+
+
+def run_host_command(device: str, argv: Sequence[str], *, step: str, timeout: float) -> subprocess.CompletedProcess:
+    """Run a host-side tool (adb, ssh, scp) for ``device``; a timeout or a missing tool is a DeviceError."""
+    try:
+        return subprocess.run(list(argv), capture_output=True, text=True, errors="replace", timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise DeviceError(device, step, f"timed out after {timeout:g} s") from None
+    except OSError as exc:
+        raise DeviceError(device, step, f"cannot run {argv[0]}: {exc.strerror}") from None
