@@ -224,11 +224,6 @@ class PipelineConfig(_Section):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    def tolerance_for(self, scheme: str) -> Tolerance:
-        """Tolerance for a quantization scheme (falls back to fp32's for unknown schemes)."""
-        tols = self.validate_.tolerances
-        return tols.get(scheme) or tols.get("fp32") or Tolerance()
-
     def to_dict(self) -> dict[str, Any]:
         """Plain dict in TOML shape (None values dropped, since TOML has no null)."""
         return _drop_none(self.model_dump(by_alias=True))

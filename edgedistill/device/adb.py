@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from edgedistill.device.facts import DeviceFacts, Thermal, android_facts, android_thermal
-from edgedistill.device.transport import (Completed, DeviceError, last_line, quote_argv, run_host_command, split_status,
+from edgedistill.device.transport import (Completed, DeviceError, completed, last_line, quote_argv, run_host_command,
                                           with_status_marker)
 from edgedistill.errors import UserError
 
@@ -107,12 +107,7 @@ class AdbDevice:
     def run(self, argv: Sequence[str] | str, *, step: str, timeout: float, check: bool = True) -> Completed:
         """Run a command line in the device shell; its status comes back through the marker."""
         done = self._adb(["shell", with_status_marker(quote_argv(argv))], step=step, timeout=timeout)
-        status, output = split_status(done.stdout)
-        if status is None:
-            raise DeviceError(self.name, step, "connection lost: " + last_line(done.stderr + done.stdout))
-        if check and status != 0:
-            raise DeviceError(self.name, step, f"exit status {status}: {last_line(output)}")
-        return Completed(status, output)
+        return completed(self.name, step, done, check=check, lost="connection lost")
 
     def push(self, local: Path, remote: str, *, step: str, timeout: float) -> None:
         """Copy a local file onto the device."""

@@ -14,7 +14,7 @@ from typing import Sequence
 from urllib.parse import urlsplit
 
 from edgedistill.device.facts import DeviceFacts, Thermal, linux_facts, linux_thermal
-from edgedistill.device.transport import (Completed, DeviceError, last_line, quote_argv, run_host_command, split_status,
+from edgedistill.device.transport import (Completed, DeviceError, completed, last_line, quote_argv, run_host_command,
                                           with_status_marker)
 from edgedistill.errors import UserError
 
@@ -75,12 +75,7 @@ class SshDevice:
         """Run one command line on the board (ssh passes it to the login shell as is)."""
         done = self._call(["ssh", *self.options, "-p", str(self.port), self.target, "--",
                            with_status_marker(quote_argv(argv))], step=step, timeout=timeout)
-        status, output = split_status(done.stdout)
-        if status is None:
-            raise DeviceError(self.name, step, "connection failed: " + last_line(done.stderr + done.stdout))
-        if check and status != 0:
-            raise DeviceError(self.name, step, f"exit status {status}: {last_line(output)}")
-        return Completed(status, output)
+        return completed(self.name, step, done, check=check, lost="connection failed")
 
     def _scp(self, source: str, dest: str, step: str, timeout: float) -> None:
         done = self._call(["scp", "-q", "-B", *self.options, "-P", str(self.port), source, dest],

@@ -94,3 +94,13 @@ def run_host_command(device: str, argv: Sequence[str], *, step: str, timeout: fl
         raise DeviceError(device, step, f"timed out after {timeout:g} s") from None
     except OSError as exc:
         raise DeviceError(device, step, f"cannot run {argv[0]}: {exc.strerror}") from None
+
+
+def completed(device: str, step: str, done: subprocess.CompletedProcess, *, check: bool, lost: str) -> Completed:
+    """Read the status marker of a remote command; no marker means the connection broke (``lost``)."""
+    status, output = split_status(done.stdout)
+    if status is None:
+        raise DeviceError(device, step, f"{lost}: " + last_line(done.stderr + done.stdout))
+    if check and status != 0:
+        raise DeviceError(device, step, f"exit status {status}: {last_line(output)}")
+    return Completed(status, output)
