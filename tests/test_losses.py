@@ -59,7 +59,7 @@ def test_missing_labels_need_alpha_one():
     with pytest.raises(UserError, match="alpha"):
         kd_loss(s, t, None, alpha=0.5)
     loss, _ = kd_loss(s, t, None, alpha=1.0)
-    assert math.isclose(float(loss), float(soft_target_kl(s, t, 4.0)))
+    assert math.isclose(float(loss), float(soft_target_kl(s, t, 4.0)), rel_tol=1e-5)  # float32: same formula, other op order
 
 
 @pytest.mark.parametrize("T", [1.0, 4.0])

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from edgedistill.distillation.fused_kd import TemperedTeacher, fused_kd_loss, temper
 from edgedistill.errors import UserError
 
 SOFT_TARGETS = ("kl", "reverse-kl", "mse")
@@ -87,15 +88,29 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: Teacher, temp
     raise UserError(f"unknown soft-target loss {kind!r}; choose one of {', '.join(SOFT_TARGETS)}")
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: Teacher, targets: torch.Tensor | None,
-            temperature: float = 4.0, alpha: float = 0.5, kind: str = "kl") -> tuple[torch.Tensor, dict[str, float]]:
-    """The blended distillation loss and its parts (for logging). Labels may be None only when alpha == 1."""
+def kd_loss(student_logits: torch.Tensor, teacher_logits: Teacher | TemperedTeacher, targets: torch.Tensor | None,
+            temperature: float = 4.0, alpha: float = 0.5,
+            kind: str = "kl") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The blended distillation loss and its parts, as detached 0-d tensors (``float()`` them to log:
+    converting every step would wait for the device). Labels may be None only when alpha == 1.
+
+    The default (``kl`` with dense teacher logits, or a ``TemperedTeacher`` already at T) runs as one
+    fused op with its closed-form gradient (``fused_kd``); top-k teachers and the other soft targets
+    go through autograd.
+    """
+    if alpha < 1.0 and targets is None:
+        raise UserError(f"distill.alpha = {alpha} needs labels for the CE term; the data has none (set alpha = 1)")
+    if kind == "kl" and not isinstance(teacher_logits, TopK):
+        if not isinstance(teacher_logits, TemperedTeacher):
+            teacher_logits = temper(teacher_logits, temperature)
+        elif teacher_logits.temperature != float(temperature):
+            raise ValueError(f"teacher tempered at T = {teacher_logits.temperature}, loss at T = {temperature}")
+        loss, kd, ce = fused_kd_loss(student_logits, teacher_logits, targets, alpha)
+        return loss, ({"kd": kd} if alpha >= 1.0 else {"kd": kd, "ce": ce})
     kd = soft_target_loss(student_logits, teacher_logits, temperature, kind)
-    parts = {"kd": float(kd.detach())}
+    parts = {"kd": kd.detach()}
     if alpha >= 1.0:
         return kd, parts
-    if targets is None:
-        raise UserError(f"distill.alpha = {alpha} needs labels for the CE term; the data has none (set alpha = 1)")
     ce = F.cross_entropy(student_logits, targets)
-    parts["ce"] = float(ce.detach())
+    parts["ce"] = ce.detach()
     return alpha * kd + (1.0 - alpha) * ce, parts

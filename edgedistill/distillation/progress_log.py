@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 log = logging.getLogger("edgedistill")
+LOSS_EVERY = 16
 
 
 class EpochReporter:
@@ -23,11 +24,13 @@ class EpochReporter:
             self.bar = tqdm(total=epochs * steps_per_epoch, initial=done_steps, desc=desc, unit="step",
                             leave=False, dynamic_ncols=True)
 
-    def step(self, progress: Any) -> None:
-        """After each optimizer step: advance the bar, with this epoch's running mean loss."""
+    def step(self, progress: Any, tally: Any) -> None:
+        """After each optimizer step: advance the bar; every ``LOSS_EVERY`` steps show this epoch's
+        running mean loss (reading it waits for the device, so not on every step)."""
         if self.bar is not None:
-            self.shown["loss"] = f"{progress.loss_sum / max(progress.seen, 1.0):.4f}"
-            self.bar.set_postfix(self.shown, refresh=False)
+            if progress.step % LOSS_EVERY == 0:
+                self.shown["loss"] = f"{tally.running_loss():.4f}"
+                self.bar.set_postfix(self.shown, refresh=False)
             self.bar.update(1)
 
     def epoch(self, row: dict[str, float], stopped_early: bool) -> None:

@@ -76,6 +76,11 @@ class TeacherOutputs:
         return TopK(torch.from_numpy(self.arrays["values"][index].astype(np.float32)),
                     torch.from_numpy(self.arrays["indices"][index].astype(np.int64)))
 
+    def dense_table(self, max_entries: int) -> torch.Tensor | None:
+        """Every row's logits in memory (float32), or None for top-k entries or above ``max_entries`` entries."""
+        logits = self.arrays.get("logits")
+        return None if logits is None or logits.size > max_entries else self[slice(None)]
+
     def batch(self, index: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor | TopK:
         """The trainer's ``TeacherLogits`` seam: these rows, on the inputs' device."""
         rows = self[index.cpu()]

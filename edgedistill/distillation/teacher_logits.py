@@ -40,6 +40,10 @@ class Precomputed:
             rows = lambda lo, hi: predict_logits(teacher, {k: v[lo:hi] for k, v in data.inputs.items()}, batch_size)  # noqa: E731
             self.table = dist.gather_rows(rows, len(data), device)
 
+    def dense_table(self, max_entries: int) -> torch.Tensor | None:
+        """All rows' logits (for ``at_temperature``), or None above ``max_entries`` entries."""
+        return self.table if self.table.numel() <= max_entries else None
+
     def batch(self, index: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
         """Rows of the precomputed table, moved to the inputs' device."""
         return self.table[index.cpu()].to(inputs[0].device, non_blocking=True)
@@ -55,3 +59,41 @@ class Online:
     def batch(self, index: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
         """The teacher's logits for these inputs (the caller keeps the teacher frozen)."""
         return self.teacher(*inputs).float()
+
+
+class TemperedTable:
+    """Teacher probabilities at T for every training row, computed once from a source that holds them all.
+
+    Each step then gathers its rows from one table instead of re-running log_softmax(t/T) on them.
+    """
+
+    def __init__(self, logits: torch.Tensor, temperature: float, device: torch.device):
+        from edgedistill.distillation.fused_kd import temper
+
+        tempered = temper(logits, temperature)
+        self.temperature = tempered.temperature
+        self.packed = torch.cat([tempered.probs, tempered.neg_entropy[:, None]], 1).to(device)  # one gather per step
+        self.top1 = tempered.top1.to(device)
+
+    def batch(self, index: torch.Tensor, inputs: list[torch.Tensor]):
+        """This batch's ``TemperedTeacher`` (rows of the precomputed tables)."""
+        from edgedistill.distillation.fused_kd import TemperedTeacher
+
+        index = index.to(self.packed.device, non_blocking=True)
+        rows = self.packed[index]
+        return TemperedTeacher(rows[:, :-1], rows[:, -1], self.top1[index], self.temperature)
+
+
+# above this many table entries the tempered copy would cost more memory than a step saves in time
+TEMPERED_MAX_ENTRIES = 64_000_000
+
+
+def at_temperature(source: TeacherLogits, temperature: float, rows: int, device: torch.device) -> TeacherLogits:
+    """``source`` as a ``TemperedTable`` when it can hand over all ``rows`` dense logits at once (it has a
+    ``dense_table()`` that returns them: ``Precomputed``, a dense teacher cache) and the table is small
+    enough; otherwise ``source`` itself (the loss then tempers each batch)."""
+    dense_table = getattr(source, "dense_table", None)
+    logits = dense_table(TEMPERED_MAX_ENTRIES) if dense_table is not None else None
+    if logits is None or len(logits) != rows:
+        return source
+    return TemperedTable(logits.float(), temperature, device)

@@ -27,7 +27,8 @@ from edgedistill.distillation.checkpoint import Progress
 from edgedistill.distillation.losses import soft_target_kl
 from edgedistill.distillation.objective import DistillObjective
 from edgedistill.distillation.progress_log import EpochReporter
-from edgedistill.distillation.teacher_logits import Precomputed, TeacherLogits
+from edgedistill.distillation.step_tally import StepTally
+from edgedistill.distillation.teacher_logits import Precomputed, TeacherLogits, at_temperature
 from edgedistill.errors import UserError
 
 log = logging.getLogger("edgedistill")
@@ -190,6 +191,8 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
             teacher_val = Precomputed(teacher, val, dist, device).table if val is not None and len(val) else None
         if teacher_logits is not None and objective is None:
             objective = DistillObjective(s.temperature, s.alpha)
+        if teacher_logits is not None and objective.soft_target == "kl":  # teacher probabilities at T, once
+            teacher_logits = at_temperature(teacher_logits, objective.temperature, n, device)
         extra = list(objective.to(device).parameters()) if objective is not None else []  # feature projections
         optimizer = torch.optim.AdamW([*model.parameters(), *extra], lr=s.lr, weight_decay=s.weight_decay)
         scheduler = warmup_cosine(optimizer, s.epochs * steps_per_epoch, s.warmup_fraction)
@@ -210,6 +213,7 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
                 progress.order = torch.randperm(n, generator=generator)
             model.train()
             started, seen_before = time.perf_counter(), progress.seen
+            tally = StepTally(steps_per_epoch, progress, device)
             for step in range(progress.step, steps_per_epoch):
                 idx = dist.shard(progress.order[step * s.batch_size : (step + 1) * s.batch_size])
                 batch = [t[idx].to(device, non_blocking=True) for t in xs]
@@ -224,21 +228,20 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
                         loss, _ = objective(logits, t_logits, targets, batch)
                 loss.backward()
                 # after backward: a non-finite loss on any rank reaches every rank through the gradients
-                grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip or math.inf))
-                loss_value = loss.item()
-                if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
-                    raise diverged(desc, progress, loss_value, grad_norm, checkpoint_path)
+                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip or math.inf)
+                # kept on the device and checked when the tally is read (epoch end, checkpoints): no per-step sync
+                tally.record(step, loss, grad_norm, len(idx),
+                             None if teacher_logits is None else logits.argmax(1) == t_logits.argmax(1))
                 optimizer.step()
                 scheduler.step()
                 progress.step, progress.global_step = step + 1, progress.global_step + 1
-                progress.loss_sum += loss_value * len(idx)
-                progress.seen += len(idx)
-                if teacher_logits is not None:
-                    progress.agree += float((logits.argmax(1) == t_logits.argmax(1)).sum())
-                report.step(progress)
+                report.step(progress, tally)
                 if checkpoint_path and s.checkpoint_every and progress.global_step % s.checkpoint_every == 0 \
                         and progress.step < steps_per_epoch:  # the epoch's end writes its own, after evaluation
+                    tally.settle(desc, checkpoint_path)  # never checkpoint weights a non-finite step touched
                     checkpoint.save_from_job(checkpoint_path, dist, device, progress, state)
+
+            tally.settle(desc, checkpoint_path)
 
             loss_sum, agree, seen = dist.sum([progress.loss_sum, progress.agree, progress.seen], device)
             row = {"epoch": progress.epoch, "loss": loss_sum / seen, **evaluate(model, val, teacher_val)}
@@ -255,12 +258,3 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
             model.load_state_dict(progress.best_state)
     stopped_early = bool(progress.history) and progress.history[-1]["epoch"] < s.epochs
     return TrainResult(progress.history, progress.best_epoch, stopped_early)
-
-
-def diverged(desc: str, progress: Progress, loss: float, grad_norm: float, checkpoint_path: Path | None) -> UserError:
-    """The one-line error for a non-finite loss or gradient: which step, and what was kept."""
-    what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {grad_norm}"
-    kept = (f"; the last good checkpoint is {checkpoint_path} (--resume continues from it)"
-            if checkpoint_path and Path(checkpoint_path).is_file() else "; no checkpoint was written yet")
-    return UserError(f"{desc}: {what} at step {progress.global_step + 1} (epoch {progress.epoch}, batch "
-                     f"{progress.step + 1}); stopped{kept}; lower distill.lr or set distill.grad_clip")
