@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from edgedistill.config import PipelineConfig
     from edgedistill.device.session import BenchReport
+    from edgedistill.selection import Selection
     from edgedistill.stages import DistillOutput
     from edgedistill.validation.harness import Report
 
-__all__ = ["distill", "export", "validate", "run", "bench"]
+__all__ = ["distill", "export", "select", "validate", "run", "bench"]
 
 
 def _config(config: "PipelineConfig | str | Path | None", overrides: dict[str, Any] | None) -> "PipelineConfig":
@@ -38,6 +39,16 @@ def export(config: "PipelineConfig | str | Path | None" = None, overrides: dict[
     from edgedistill import stages
 
     return stages.export(_config(config, overrides))
+
+
+def select(config: "PipelineConfig | str | Path | None" = None, goal: str = "fastest",
+           overrides: dict[str, Any] | None = None, device: str | None = None) -> "Selection":
+    """Build every candidate of ``config.export.target``, validate and time each (on this machine, or on
+    ``device`` with bench), and copy the fastest (``goal="smallest"``: smallest) passing one to
+    ``<out>/bundles/default``; writes selection.json and selection.md. See ``edgedistill.selection_rank``."""
+    from edgedistill.selection import select as run_selection
+
+    return run_selection(_config(config, overrides), goal, device)
 
 
 def validate(config: "PipelineConfig | str | Path | None", bundles: list[str | Path],

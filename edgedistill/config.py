@@ -125,6 +125,11 @@ class ExportConfig(_Section):
     dynamic_batch: bool = True
     options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-format exporter options, e.g. [export.options.coreml]")
+    select: Literal["fastest", "smallest"] | None = Field(
+        None, description="build every candidate of the target, validate and time each, keep the best passing one "
+                          "as bundles/default (needs a target)")
+    select_device: str | None = Field(None, description="time the candidates there with bench (adb, ssh://...) "
+                                                        "instead of on this machine")
     calibration: str | None = Field(None, description="calibration .npz (edgedistill calibrate); "
                                                       "default: calibration_samples drawn from the training split")
 

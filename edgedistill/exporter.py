@@ -57,7 +57,8 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
     """Export one artifact and write its bundle folder atomically; returns the folder."""
     fmt_name, scheme, options = spec.format, spec.quantization, spec.options
     module = formats.get(fmt_name)
-    example = tuple(torch.as_tensor(v[:2]) for v in sample.values())
+    # a static program takes exactly the example's batch, which the manifest then declares as 1
+    example = tuple(torch.as_tensor(v[: 2 if dynamic_batch else 1]) for v in sample.values())
     with torch.no_grad():
         n_classes = int(student(*example).shape[-1])
     final = Path(out_dir) / spec.bundle_name
@@ -71,7 +72,8 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
             left = ", ".join(f"{op} x{n}" for op, n in result.details.get("portable_compute_ops", {}).items())
             log.warning("warning: %s %s: %d compute op(s) not delegated to %s, running in slow portable kernels: %s",
                         fmt_name, scheme, result.portable_compute_ops, result.backend or module.BACKEND, left)
-        max_batch = getattr(module, "MAX_BATCH", None) if result.dynamic_batch else 1
+        # the program's own bound wins over the format's nominal one (a lowered program may accept fewer)
+        max_batch = (result.max_batch or getattr(module, "MAX_BATCH", None)) if result.dynamic_batch else 1
         host_run = _run_back(module, model_path, max_batch, sample, n_classes, f"{fmt_name} {scheme}")
         write_golden(tmp, golden)
         batch: int | str = "batch" if result.dynamic_batch else 1

@@ -137,9 +137,20 @@ def export(config: PipelineConfig) -> list[Path]:
     calibration = read_calibration(e.calibration, splits.test.inputs) if e.calibration else None
     return export_student(student, artifacts, out_dir=Path(config.out) / "bundles",
                           train=splits.train, test=splits.test, calibration_samples=e.calibration_samples,
-                          teacher=teacher, temperature=config.distill.temperature, dynamic_batch=e.dynamic_batch,
+                          teacher=teacher, temperature=config.distill.temperature, dynamic_batch=dynamic_batch_for(e),
                           student_info={"checkpoint": config.student.model, "parameters": count_parameters(student)},
                           calibration=calibration)
+
+
+def dynamic_batch_for(export_config) -> bool:
+    """The target profile's batch choice (device targets: static batch 1), else ``export.dynamic_batch``."""
+    if export_config.target:
+        from edgedistill.target_profiles import load_profile
+
+        chosen = load_profile(export_config.target).dynamic_batch
+        if chosen is not None:
+            return chosen
+    return export_config.dynamic_batch
 
 
 def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[Path] | None = None) -> Report:

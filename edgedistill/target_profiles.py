@@ -28,7 +28,20 @@ class TargetProfile(_Section):
     name: str
     description: str = ""
     artifacts: list[ArtifactSpec] = Field(min_length=1)
+    # what ``export --select`` may choose from besides ``artifacts`` (format x scheme x options)
+    candidates: list[ArtifactSpec] = Field(default_factory=list)
     tolerances: dict[str, Tolerance] = Field(default_factory=dict)
+    # device programs run one sample at a time: a static batch-1 program is faster than a dynamic one
+    # (ExecuTorch fp32: ~6 %); None keeps the config's export.dynamic_batch (host validation bundles)
+    dynamic_batch: bool | None = None
+    threads: int = Field(1, ge=1, description="threads the runners use on the device (and when timing candidates)")
+
+    def selection_candidates(self) -> list[ArtifactSpec]:
+        """``artifacts`` then ``candidates``, each bundle name once (the first spelling wins)."""
+        seen: dict[str, ArtifactSpec] = {}
+        for spec in [*self.artifacts, *self.candidates]:
+            seen.setdefault(spec.bundle_name, spec)
+        return list(seen.values())
 
 
 BUILTIN = Path(__file__).parent / "targets"  # package data: present in a wheel install as in a checkout
@@ -67,7 +80,7 @@ def load_profile(name_or_path: str, check_formats: bool = True) -> TargetProfile
     if check_formats:
         from edgedistill import formats
 
-        for spec in profile.artifacts:
+        for spec in [*profile.artifacts, *profile.candidates]:
             module = formats.get(spec.format)
             if spec.quantization not in module.SCHEMES:
                 raise UserError(f"{where}: format {spec.format} does not support quantization {spec.quantization!r}; "

@@ -10,7 +10,7 @@ from edgedistill.cli.distill import add_model_flags
 FLAGS = {"teacher": "teacher.model", "student": "student.model", "data": "data.source",
          "formats": "export.formats", "quantization": "export.quantization",
          "calibration_samples": "export.calibration_samples", "target": "export.target",
-         "calibration": "export.calibration"}
+         "calibration": "export.calibration", "select": "export.select", "device": "export.select_device"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", metavar="NPZ", help="calibration set from edgedistill calibrate")
     p.add_argument("--calibration-samples", type=int, help="inputs drawn from the training split to calibrate "
                    "int8 when no --calibration is given (default 256)")
+    p.add_argument("--select", choices=("fastest", "smallest"), help="build every candidate of --target, validate and "
+                   "time each, copy the best passing one to bundles/default (writes selection.md/.json)")
+    p.add_argument("--device", metavar="DEVICE", help="with --select: time candidates there with bench "
+                   "(adb, adb:SERIAL, ssh://user@host) instead of on this machine")
     p.set_defaults(run=run)
 
 
@@ -31,6 +35,21 @@ def run(args: argparse.Namespace) -> int:
     config = common.resolve(args, FLAGS)
     if common.dry_run(args, config):
         return 0
+    if config.export.select:
+        from edgedistill.selection import select
+
+        chosen = select(config, config.export.select, config.export.select_device)
+        for c in chosen.candidates:
+            print(f"{c.status:>10}  {c.name}" + (f"  ({c.latency_ms:.4f} ms, {c.size_bytes:,} B)" if c.latency_ms else ""))
+        if chosen.default is None:
+            print("no candidate passed validation: no default bundle")
+            return 1
+        print(f"default: {chosen.default} ({chosen.candidates[0].name})")
+        return 0
+    if config.export.select_device:
+        from edgedistill.errors import UserError
+
+        raise UserError("--device times candidates for --select; without --select use edgedistill bench")
     from edgedistill.stages import export
 
     for folder in export(config):

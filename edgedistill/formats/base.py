@@ -64,6 +64,7 @@ class ExportInfo:
     details: dict[str, Any] = field(default_factory=dict)
     backend: str | None = None  # when an option picked another backend than the module's BACKEND
     portable_compute_ops: int | None = None  # compute (not data-movement) ops left to the portable fallback
+    max_batch: int | None = None  # the largest batch the written program accepts, when the format can tell
 
 
 class HostRunUnavailable(UserError):

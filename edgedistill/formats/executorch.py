@@ -124,10 +124,11 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
         raise lowering_error(f"{NAME} ({backend})", exc) from None
     Path(path).write_bytes(buffer)
     left = portable_compute_ops(info)
+    bound = _planned_batch(Path(path)) if dynamic_batch else 1
     return ExportInfo(
         path=Path(path), backend_version=_version(), backend=backend,
         delegated_ops=info.num_delegated_nodes, portable_ops=info.num_non_delegated_nodes,
-        portable_compute_ops=sum(left.values()), dynamic_batch=dynamic_batch,
+        portable_compute_ops=sum(left.values()), dynamic_batch=dynamic_batch, max_batch=bound,
         details={"delegated_subgraphs": info.num_delegated_subgraphs, "portable_compute_ops": dict(left)},
     )
 
@@ -138,14 +139,34 @@ def _version() -> str:
     return version("executorch")
 
 
+def _planned_batch(path: Path) -> int | None:
+    """The largest batch the program accepts: its memory plan's upper bound for the first input's
+    batch axis. It can be far below the bound asked of torch.export (a MobileNetV2 at 224²: 15, not
+    1024), and a larger batch makes the runtime fail, so manifests and runners use this one."""
+    from executorch.runtime import Runtime
+
+    try:
+        sizes = Runtime.get().load_program(path).metadata("forward").input_tensor_meta(0).sizes()
+    except Exception:  # a program without inputs or metadata: no bound to read
+        return None
+    return int(sizes[0]) if len(sizes) else None
+
+
 class PteRunner:
-    """Runs a .pte's ``forward`` in the ExecuTorch runtime (the same C++ runtime as on device)."""
+    """Runs a .pte's ``forward`` in the ExecuTorch runtime (the same C++ runtime as on device).
+
+    The call path is kept at the runtime's floor (a tiny model's call is mostly overhead): the
+    method is resolved once, outputs are not cloned by the runtime (they live in the program's
+    memory plan until the next call, so the one copy made here is the only one), and
+    ``max_batch`` is clamped to what the program's memory plan accepts.
+    """
+
+    threads = 1  # XNNPACK in the ExecuTorch Python runtime runs on the calling thread
 
     def __init__(self, path: Path, max_batch: int | None = None):
         require("executorch.runtime", EXTRA, "ExecuTorch")
         from executorch.runtime import Runtime
 
-        self.max_batch = max_batch
         runtime = Runtime.get()
         try:
             self._program = runtime.load_program(Path(path))
@@ -155,13 +176,21 @@ class PteRunner:
         if problem:  # the program itself loaded, so the file is sound; only its delegate cannot run here
             raise HostRunUnavailable(problem)
         try:
-            self._method = self._program.load_method("forward")
+            method = self._program.load_method("forward")
         except Exception as exc:
             raise UserError(f"ExecuTorch cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
+        sizes = method.metadata.input_tensor_meta(0).sizes() if method.metadata.num_inputs() else ()
+        bound = int(sizes[0]) if len(sizes) else None
+        self.max_batch = min(b for b in (max_batch, bound) if b) if (max_batch or bound) else None
+        # Method.execute always clones its outputs; the binding underneath can hand them over as they are
+        self._call = getattr(method, "_method", None)
+        self._method = method
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
-        outputs = self._method.execute([torch.from_numpy(np.ascontiguousarray(x)) for x in inputs])
-        return outputs[0].numpy().copy()
+        tensors = [torch.from_numpy(np.ascontiguousarray(x)) for x in inputs]
+        if self._call is None:
+            return self._method.execute(tensors)[0].numpy().copy()
+        return self._call(tensors, False)[0].numpy().copy()
 
 
 def load(path: Path, max_batch: int | None = None) -> PteRunner:

@@ -158,13 +158,17 @@ def _version() -> str:
 
 class TfliteRunner:
     """Runs a .tflite in the LiteRT Interpreter (XNNPACK on CPU), one sample per invoke when the
-    model's batch is fixed; quantized inputs/outputs are (de)quantized with the tensor's own scale and zero point."""
+    model's batch is fixed; quantized inputs/outputs are (de)quantized with the tensor's own scale and zero point.
 
-    def __init__(self, path: Path, max_batch: int | None = 1):
+    The call path is LiteRT's own floor: tensor indices are looked up once, and a sample that already
+    has the model's dtype and shape goes straight to ``set_tensor``/``invoke``/``get_tensor``.
+    """
+
+    def __init__(self, path: Path, max_batch: int | None = 1, threads: int = 1):
         interpreter = require("ai_edge_litert.interpreter", EXTRA, "LiteRT")
-        self.max_batch = max_batch
+        self.max_batch, self.threads = max_batch, threads
         try:
-            self._interpreter = interpreter.Interpreter(model_path=str(path))
+            self._interpreter = interpreter.Interpreter(model_path=str(path), num_threads=threads)
             self._runner = self._interpreter.get_signature_runner()
         except Exception as exc:  # the interpreter raises ValueError/RuntimeError for a bad file
             raise UserError(f"LiteRT cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
@@ -173,8 +177,23 @@ class TfliteRunner:
         outputs = self._runner.get_output_details()
         self._output_name, self.output = next(iter(outputs.items()))
         self._batch = int(self.inputs[0][1]["shape"][0])
+        # the signature's tensor indices are the interpreter's when the model has one subgraph
+        plain = {d["index"] for d in self._interpreter.get_input_details()}
+        self._direct = plain == {d["index"] for _, d in self.inputs} and np.dtype(self.output["dtype"]) == np.float32 \
+            and not any(_quantized(d) for _, d in self.inputs)
+        if self._direct:
+            self._interpreter.allocate_tensors()
+            self._set, self._invoke_raw = self._interpreter.set_tensor, self._interpreter.invoke
+            self._get, self._out_index = self._interpreter.get_tensor, self.output["index"]
+            self._fast = [(d["index"], np.dtype(d["dtype"]), tuple(int(v) for v in d["shape"])) for _, d in self.inputs]
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
+        if self._direct and len(inputs) == len(self._fast) and all(
+                x.dtype == dtype and x.shape == shape for x, (_, dtype, shape) in zip(inputs, self._fast)):
+            for x, (index, _, _) in zip(inputs, self._fast):
+                self._set(index, x)  # set_tensor copies: the caller's array is not kept
+            self._invoke_raw()
+            return self._get(self._out_index)  # get_tensor returns a copy
         if len(inputs) != len(self.inputs):
             raise UserError(f"the LiteRT model takes {len(self.inputs)} inputs, got {len(inputs)}")
         n, step = len(inputs[0]), self._batch
@@ -185,6 +204,11 @@ class TfliteRunner:
     def _invoke(self, inputs: list[np.ndarray]) -> np.ndarray:
         feeds = {name: _to_tensor(x, detail) for (name, detail), x in zip(self.inputs, inputs)}
         return _from_tensor(self._runner(**feeds)[self._output_name], self.output)
+
+
+def _quantized(detail: dict) -> bool:
+    scale, _ = detail["quantization"]
+    return bool(scale) and np.issubdtype(detail["dtype"], np.integer)
 
 
 def _to_tensor(x: np.ndarray, detail: dict) -> np.ndarray:
