@@ -100,6 +100,8 @@ def _validate(config: PipelineConfig, built: dict[str, Candidate]) -> None:
         return
     v = config.model_copy(deep=True)
     v.out = str(Path(config.out) / "selection-validation")
+    # a failing candidate is simply not chosen: localizing or repairing it is a separate, explicit step
+    v.validate_.localize = v.validate_.repair = False
     report = validate(v, [Path(f) for f in built])
     for row in report.rows:
         candidate = built.get(str(row.path))

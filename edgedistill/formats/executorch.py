@@ -187,6 +187,11 @@ class PteRunner:
         self._method = method
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
+        if len(inputs) == 1 and self._call is not None:  # the common case, without building generators
+            x = inputs[0]
+            tensor = torch.from_numpy(x if x.flags.c_contiguous else np.ascontiguousarray(x))
+            # the output aliases the program's memory plan until the next call: one copy, here
+            return self._call([tensor], False)[0].numpy().copy()
         tensors = [torch.from_numpy(np.ascontiguousarray(x)) for x in inputs]
         if self._call is None:
             return self._method.execute(tensors)[0].numpy().copy()

@@ -169,6 +169,7 @@ class TfliteRunner:
         self.max_batch, self.threads = max_batch, threads
         try:
             self._interpreter = interpreter.Interpreter(model_path=str(path), num_threads=threads)
+            self._interpreter.allocate_tensors()  # before the signature runner takes views of the tensors
             self._runner = self._interpreter.get_signature_runner()
         except Exception as exc:  # the interpreter raises ValueError/RuntimeError for a bad file
             raise UserError(f"LiteRT cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
@@ -177,23 +178,37 @@ class TfliteRunner:
         outputs = self._runner.get_output_details()
         self._output_name, self.output = next(iter(outputs.items()))
         self._batch = int(self.inputs[0][1]["shape"][0])
-        # the signature's tensor indices are the interpreter's when the model has one subgraph
+        # the signature's tensor indices are the interpreter's when the model has one subgraph: then the
+        # interpreter is driven directly (LiteRT refuses invoke() while a signature runner holds its tensors)
         plain = {d["index"] for d in self._interpreter.get_input_details()}
-        self._direct = plain == {d["index"] for _, d in self.inputs} and np.dtype(self.output["dtype"]) == np.float32 \
-            and not any(_quantized(d) for _, d in self.inputs)
-        if self._direct:
-            self._interpreter.allocate_tensors()
+        self._by_index = plain == {d["index"] for _, d in self.inputs}
+        if self._by_index:
+            self._runner = None
             self._set, self._invoke_raw = self._interpreter.set_tensor, self._interpreter.invoke
             self._get, self._out_index = self._interpreter.get_tensor, self.output["index"]
-            self._fast = [(d["index"], np.dtype(d["dtype"]), tuple(int(v) for v in d["shape"])) for _, d in self.inputs]
+        self._fast = [(d["index"], np.dtype(d["dtype"]), tuple(int(v) for v in d["shape"])) for _, d in self.inputs] \
+            if self._by_index and np.dtype(self.output["dtype"]) == np.float32 \
+            and not any(_quantized(d) for _, d in self.inputs) else None
+        self._single = self._fast[0][0] if self._fast is not None and len(self._fast) == 1 else None
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
-        if self._direct and len(inputs) == len(self._fast) and all(
-                x.dtype == dtype and x.shape == shape for x, (_, dtype, shape) in zip(inputs, self._fast)):
-            for x, (index, _, _) in zip(inputs, self._fast):
-                self._set(index, x)  # set_tensor copies: the caller's array is not kept
+        # the common case (one input already in the model's dtype and shape) costs a handful of
+        # attribute reads on top of LiteRT's own set_tensor/invoke/get_tensor
+        if self._single is not None and len(inputs) == 1:
+            try:
+                self._set(self._single, inputs[0])  # copies; LiteRT itself rejects another dtype or shape
+            except ValueError:  # e.g. float64, or a batch of several: the general path converts and splits
+                pass
+            else:
+                self._invoke_raw()
+                return self._get(self._out_index)  # get_tensor returns a copy
+        fast = self._fast
+        if fast is not None and len(inputs) == len(fast) and all(
+                x.dtype == dtype and x.shape == shape for x, (_, dtype, shape) in zip(inputs, fast)):
+            for x, (index, _, _) in zip(inputs, fast):
+                self._set(index, x)
             self._invoke_raw()
-            return self._get(self._out_index)  # get_tensor returns a copy
+            return self._get(self._out_index)
         if len(inputs) != len(self.inputs):
             raise UserError(f"the LiteRT model takes {len(self.inputs)} inputs, got {len(inputs)}")
         n, step = len(inputs[0]), self._batch
@@ -202,8 +217,13 @@ class TfliteRunner:
         return np.concatenate([self._invoke([x[i : i + step] for x in inputs]) for i in range(0, n, step)])
 
     def _invoke(self, inputs: list[np.ndarray]) -> np.ndarray:
-        feeds = {name: _to_tensor(x, detail) for (name, detail), x in zip(self.inputs, inputs)}
-        return _from_tensor(self._runner(**feeds)[self._output_name], self.output)
+        if self._runner is not None:
+            feeds = {name: _to_tensor(x, detail) for (name, detail), x in zip(self.inputs, inputs)}
+            return _from_tensor(self._runner(**feeds)[self._output_name], self.output)
+        for (_, detail), x in zip(self.inputs, inputs):
+            self._set(detail["index"], _to_tensor(x, detail))
+        self._invoke_raw()
+        return _from_tensor(self._get(self._out_index), self.output)
 
 
 def _quantized(detail: dict) -> bool:

@@ -84,11 +84,12 @@ class PrefixProbe:
             options = {**self.options, "input_names": list(self.inputs),
                        **({"float_modules": list(inside)} if inside else {})}
             path = Path(self._tmp.name) / f"prefix{upto}-{len(self._cache)}{self.fmt.SUFFIX}"
-            example = tuple(torch.as_tensor(v[:2]) for v in self.inputs.values())
+            # a static program takes exactly the example's batch: 1, as it is then run
+            example = tuple(torch.as_tensor(v[: 2 if self.dynamic_batch else 1]) for v in self.inputs.values())
             with quiet():
                 info = self.fmt.export(self.prefix(upto), example, scheme=self.scheme, path=path,
                                        calibration=self.calibration, dynamic_batch=self.dynamic_batch, options=options)
-                max_batch = getattr(self.fmt, "MAX_BATCH", None) if info.dynamic_batch else 1
+                max_batch = (info.max_batch or getattr(self.fmt, "MAX_BATCH", None)) if info.dynamic_batch else 1
                 self._cache[key] = run_batched(self.fmt.load(path, max_batch), self.inputs)
         return self._cache[key]
 
