@@ -50,7 +50,7 @@ def select(config: PipelineConfig, goal: str, device: str | None = None, rounds:
     built, candidates = _build(config, specs, out / "bundles", dynamic_batch_for(e))
     _validate(config, built)
     runnable = [c for c in candidates if c.passed or c.status == "fail"]
-    machine = _time_on_device(config, runnable, device) if device else _time_on_host(runnable, profile.threads, rounds, calls)
+    machine = _time_on_device(config, runnable, device) if device else time_on_host(runnable, profile.threads, rounds, calls)
     ranked = rank(candidates, goal)
     default = _publish_default(out / "bundles", ranked[0]) if ranked and ranked[0].passed else None
     write_selection(out, goal, profile.name, ranked, machine)
@@ -115,7 +115,7 @@ def _validate(config: PipelineConfig, built: dict[str, Candidate]) -> None:
         candidate.student_top1 = (row.vs_student or {}).get("top1_agreement")
 
 
-def _time_on_host(candidates: list[Candidate], threads: int, rounds: int, calls: int) -> dict[str, Any]:
+def time_on_host(candidates: list[Candidate], threads: int, rounds: int = 7, calls: int = 30) -> dict[str, Any]:
     """Median single-sample latency of each candidate, all interleaved round by round in this process."""
     from edgedistill.bundle import read_bundle, read_golden
     from edgedistill.formats import get as get_format
