@@ -26,6 +26,7 @@ import torch
 from edgedistill.data import Dataset, load_dataset
 from edgedistill.distillation.teacher_logits import Online, Precomputed
 from edgedistill.distillation.trainer import train
+from edgedistill.machine import describe, machine_facts
 from edgedistill.zoo import digits
 
 
@@ -75,20 +76,26 @@ def main() -> None:
             f"(c) KD from {stored_kind}": {"teacher": teacher, "teacher_logits": stored},
         }
         rates: dict[str, list[float]] = {name: [] for name in modes}
+        per_round: dict[str, list[float]] = {name: [] for name in modes}
         for _ in range(args.rounds):
             for name, kd in modes.items():
-                rates[name] += epoch_rates(1, data, args.epochs, args.batch_size, args.student_hidden, **kd)
+                epoch = epoch_rates(1, data, args.epochs, args.batch_size, args.student_hidden, **kd)
+                rates[name] += epoch
+                per_round[name].append(statistics.median(epoch))
 
     median = {name: statistics.median(r) for name, r in rates.items()}
-    base_rate = median["(a) supervised (CE on labels)"]
+    base_name = "(a) supervised (CE on labels)"
+    base_rate = median[base_name]
     params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     print(f"{len(data):,} samples/epoch, batch {args.batch_size}, teacher {params(teacher):,} params, student "
           f"{params(digits.student(hidden=args.student_hidden)):,} params, {args.threads} thread(s), "
           f"{args.rounds} rounds x {args.epochs - 1} timed epochs per mode\n")
-    print("| mode | samples/s | time per epoch vs (a) |")
-    print("|---|---:|---:|")
+    print(f"machine: {describe(machine_facts(args.threads))}\n")
+    print("| mode | samples/s | time per epoch vs (a) | noise (min–max of per-round ratios) |")
+    print("|---|---:|---:|---|")
     for name, rate in median.items():
-        print(f"| {name} | {rate:,.0f} | {base_rate / rate:.2f} |")
+        ratios = [b / r for b, r in zip(per_round[base_name], per_round[name])]
+        print(f"| {name} | {rate:,.0f} | {base_rate / rate:.2f} | {min(ratios):.2f}–{max(ratios):.2f} |")
     print(f"\none-off teacher pass for (c): {precompute_s:.2f} s ({len(data) / precompute_s:,.0f} samples/s)")
 
 
