@@ -139,6 +139,16 @@ def _version() -> str:
     return version("executorch")
 
 
+def _set_threads(threads: int) -> int:
+    """Size XNNPACK's thread pool (one per process in ExecuTorch, by default as many threads as cores);
+    returns the threads it now has."""
+    from executorch.extension.pybindings import _portable_lib as binding
+
+    if binding._threadpool_get_thread_count() != threads:
+        binding._unsafe_reset_threadpool(threads)  # "unsafe" only while another thread is running a model
+    return int(binding._threadpool_get_thread_count())
+
+
 def _planned_batch(path: Path) -> int | None:
     """The largest batch the program accepts: its memory plan's upper bound for the first input's
     batch axis. It can be far below the bound asked of torch.export (a MobileNetV2 at 224²: 15, not
@@ -161,11 +171,11 @@ class PteRunner:
     ``max_batch`` is clamped to what the program's memory plan accepts.
     """
 
-    threads = 1  # XNNPACK in the ExecuTorch Python runtime runs on the calling thread
-
-    def __init__(self, path: Path, max_batch: int | None = None):
+    def __init__(self, path: Path, max_batch: int | None = None, threads: int = 1):
         require("executorch.runtime", EXTRA, "ExecuTorch")
         from executorch.runtime import Runtime
+
+        self.threads = _set_threads(threads)
 
         runtime = Runtime.get()
         try:
