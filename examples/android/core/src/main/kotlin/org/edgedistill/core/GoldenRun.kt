@@ -36,8 +36,14 @@ class GoldenRun(private val bundle: File, private val manifest: Manifest) {
         ?: throw BundleError("golden.npz has no '${manifest.inputs[0].name}' and no 'text'")
 
     /** The inputs of golden row [i], in manifest order, with the manifest's dtypes and shapes. */
-    fun inputs(i: Int): List<InputTensor> {
-        val encoding = tokenizer?.let { t -> golden["text"]?.let { t.encode(it.strings()[i]) } }
+    fun inputs(i: Int): List<InputTensor> =
+        build(i, tokenizer?.let { t -> golden["text"]?.let { t.encode(it.strings()[i]) } })
+
+    /** The inputs for a text typed by a user (text bundles only). */
+    fun inputsForText(text: String): List<InputTensor> =
+        build(0, (tokenizer ?: throw BundleError("this bundle has no tokenizer: it does not take text")).encode(text))
+
+    private fun build(i: Int, encoding: Encoding?): List<InputTensor> {
         return manifest.inputs.map { spec ->
             val shape = spec.sampleShape()
             val perRow = shape.fold(1L) { a, b -> a * b }.toInt()
@@ -62,8 +68,10 @@ class GoldenRun(private val bundle: File, private val manifest: Manifest) {
         }
     }
 
+    // int8/uint8 inputs (LiteRT int8 I/O) stay float here: the runner quantizes them with the
+    // scale and zero point the model file gives that tensor.
     private fun convert(values: Any, dtype: String, name: String): Any = when (dtype) {
-        "float32" -> when (values) {
+        "float32", "int8", "uint8" -> when (values) {
             is FloatArray -> values
             is DoubleArray -> FloatArray(values.size) { values[it].toFloat() }
             is LongArray -> FloatArray(values.size) { values[it].toFloat() }

@@ -27,7 +27,23 @@ class Manifest(
     val inputs: List<TensorSpec>, val outputs: List<TensorSpec>, val numClasses: Int, val labels: List<String>?,
     val preprocessingKind: String?, val wordPiece: WordPieceSettings?, val goldenCount: Int
 ) {
+    /** The model file inside [bundle]. */
+    fun modelPath(bundle: File): File = inside(bundle, modelFile)
+
     companion object {
+        /**
+         * A bundle-relative path from the manifest, refused when it leaves the bundle (an absolute
+         * path, or `..`): a hostile manifest must not make the app read other files.
+         */
+        fun inside(bundle: File, relative: String): File {
+            val root = bundle.canonicalFile
+            val file = File(root, relative).canonicalFile
+            if (File(relative).isAbsolute || !file.path.startsWith(root.path + File.separator)) {
+                throw BundleError("manifest path '$relative' points outside the bundle")
+            }
+            return file
+        }
+
         /** Read `bundle/manifest.json`. */
         fun read(bundle: File): Manifest {
             val file = File(bundle, "manifest.json")

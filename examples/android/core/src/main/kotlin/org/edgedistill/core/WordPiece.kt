@@ -23,7 +23,7 @@ class WordPieceTokenizer(private val vocab: Map<String, Int>, private val s: Wor
     companion object {
         /** The tokenizer of a text bundle: its vocab file (one token per line, id = line number). */
         fun forBundle(bundle: File, settings: WordPieceSettings): WordPieceTokenizer {
-            val file = File(bundle, settings.vocabFile)
+            val file = Manifest.inside(bundle, settings.vocabFile)
             if (!file.isFile) throw BundleError("bundle $bundle is missing its vocabulary ${settings.vocabFile}")
             return WordPieceTokenizer(readVocab(file.readText(Charsets.UTF_8)), settings)
         }

@@ -110,4 +110,28 @@ class CoreTest {
         assertEquals(7.6, s.percentile(90.0), 1e-12)  // np.percentile([1,2,3,4,10], 90)
         assertEquals(Math.sqrt(10.0), s.std, 1e-12)
     }
+
+    @Test fun quantizeRoundsHalfToEvenAndClamps() {
+        val q = Quantization.quantize(floatArrayOf(0.25f, 0.75f, 100f, -100f, -0.25f), 0.5f, 3, unsigned = false)
+        assertArrayEquals(byteArrayOf(3, 5, 127, -128, 3), q)  // 0.5 -> 0, 1.5 -> 2, -0.5 -> -0 (half to even)
+        assertArrayEquals(floatArrayOf(0f, 1f, 62f, -65.5f, 0f), Quantization.dequantize(q, 0.5f, 3, unsigned = false), 0f)
+        assertArrayEquals(floatArrayOf(127.5f), Quantization.dequantize(byteArrayOf(-1), 0.5f, 0, unsigned = true), 0f)
+    }
+
+    @Test fun topLabelAndSoftmax() {
+        val (label, p) = Predictions.top(floatArrayOf(1f, 1000f, 3f), listOf("cat", "dog", "eel"))
+        assertEquals("dog", label)
+        assertEquals(1f, p, 1e-6f)
+        assertEquals(1f, Predictions.softmax(floatArrayOf(0f, 0f)).sum(), 1e-6f)
+    }
+
+    @Test fun manifestPathsMayNotLeaveTheBundle() {
+        val bundle = Files.createTempDirectory("bundle").toFile()
+        assertEquals(File(bundle.canonicalFile, "model.pte"), Manifest.inside(bundle, "model.pte"))
+        for (bad in listOf("../model.pte", "/etc/passwd", "tokenizer/../../x", "")) {
+            try { Manifest.inside(bundle, bad); fail("accepted '$bad'") } catch (e: BundleError) {
+                assertTrue(e.message!!.contains("outside the bundle"))
+            }
+        }
+    }
 }
