@@ -23,9 +23,12 @@ final class GoldenRunTests: XCTestCase {
         let runner = try BundleRunners.open(bundle: bundle, manifest: manifest)
         let result = try golden.measure(runner, warmup: Int(env["EDGEDISTILL_WARMUP"] ?? "") ?? 5,
                                         runs: Int(env["EDGEDISTILL_RUNS"] ?? "") ?? 20)
-        let outputs = URL(fileURLWithPath: env["EDGEDISTILL_OUTPUTS"]
-            ?? NSTemporaryDirectory() + "edgedistill-outputs.npz")
+        let outputs = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("edgedistill-outputs.npz")
         try DeviceOutputs.write(outputs, result, modelSha256: manifest.sha256, device: deviceName())
+        if let mac = env["EDGEDISTILL_OUTPUTS"] {  // a simulator can write to the Mac; a device cannot (attachment below)
+            try? FileManager.default.removeItem(atPath: mac)
+            try? FileManager.default.copyItem(at: outputs, to: URL(fileURLWithPath: mac))
+        }
         print("edgedistill: \(result.runtime): \(try TimingStats(result.latencyMs).summary)")
         let attachment = XCTAttachment(contentsOfFile: outputs)
         attachment.name = "outputs.npz"
