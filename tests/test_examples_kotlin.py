@@ -100,12 +100,6 @@ def test_kotlin_outputs_pass_the_python_validator(java, demo_out, tmp_path):
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     device_row = report["rows"][-1] if "rows" in report else report["artifacts"][-1]
     assert "kotlin-jvm" in json.dumps(device_row) or "outputs.npz" in json.dumps(device_row)
-    # and a wrong model hash is refused, as the validator promises
-    with np.load(outputs) as o:
-        tampered = {k: o[k] for k in o.files}
-    tampered["model_sha256"] = np.array("0" * 64)
-    np.savez(tmp_path / "bad.npz", **tampered)
-    assert run_cli("validate", bundle, "--device-outputs", tmp_path / "bad.npz", "--out", tmp_path / "r2").returncode == 2
 
 
 def test_kotlin_tokenizes_a_text_bundles_golden_texts_like_hugging_face(java, tmp_path):

@@ -4,6 +4,7 @@ import org.edgedistill.core.BundleError
 import org.edgedistill.core.BundleRunner
 import org.edgedistill.core.InputTensor
 import org.edgedistill.core.Quantization
+import org.edgedistill.core.argumentOrder
 import org.tensorflow.lite.DataType
 import org.tensorflow.lite.Interpreter
 import org.tensorflow.lite.Tensor
@@ -29,7 +30,7 @@ class LiteRtRunner(private val model: File, private val threads: Int) : BundleRu
         if (threads > 0) options.setNumThreads(threads)
         val i = Interpreter(model, options)
         key = i.signatureKeys.firstOrNull() ?: throw BundleError("${model.name} has no signature")
-        inputNames = i.getSignatureInputs(key).sortedWith(compareBy({ it.length }, { it }))  // args_2 before args_10
+        inputNames = argumentOrder(i.getSignatureInputs(key).toList())
         outputName = i.getSignatureOutputs(key).first()
         interpreter = i
     }

@@ -2,6 +2,25 @@ package org.edgedistill.core
 
 import java.io.File
 
+/**
+ * Signature input names in the model's argument order, as edgedistill's LiteRT exporter orders
+ * them (numbers compared as numbers: args_2 before args_10), which is the manifest's input order.
+ */
+fun argumentOrder(names: List<String>): List<String> {
+    val parts = { n: String -> Regex("\\d+|\\D+").findAll(n).map { it.value }.toList() }
+    return names.sortedWith(Comparator { a, b ->
+        val pa = parts(a)
+        val pb = parts(b)
+        for (k in 0 until minOf(pa.size, pb.size)) {
+            val na = pa[k].toBigIntegerOrNull()
+            val nb = pb[k].toBigIntegerOrNull()
+            val c = if (na != null && nb != null) na.compareTo(nb) else pa[k].compareTo(pb[k])
+            if (c != 0) return@Comparator c
+        }
+        pa.size - pb.size
+    })
+}
+
 /** One input tensor for one call: its manifest name, shape, and data (FloatArray, LongArray or IntArray). */
 class InputTensor(val name: String, val shape: LongArray, val data: Any)
 

@@ -134,4 +134,9 @@ class CoreTest {
             }
         }
     }
+
+    @Test fun signatureInputsInArgumentOrder() {
+        assertEquals(listOf("args_0", "args_2", "args_10"), argumentOrder(listOf("args_10", "args_0", "args_2")))
+        assertEquals(listOf("attention_mask", "input_ids"), argumentOrder(listOf("input_ids", "attention_mask")))
+    }
 }
