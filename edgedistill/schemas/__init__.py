@@ -23,7 +23,8 @@ import numpy as np
 MANIFEST_SCHEMA = "manifest.schema.json"
 DEVICE_OUTPUTS_SCHEMA = "device-outputs.schema.json"
 
-# Keys inside Manifest's dict-typed fields that apps read; issue-11's tokenizer contract for wordpiece.
+# Keys inside Manifest's dict-typed fields that apps read; for wordpiece, the tokenizer contract
+# (edgedistill/text_preprocessing.py once merged: APP_KEYS).
 _GOLDEN = {"type": "object", "properties": {"file": {"type": "string"}, "count": {"type": "integer", "minimum": 0}}}
 _WORDPIECE = {
     "type": "object",
@@ -35,8 +36,8 @@ _WORDPIECE = {
         "strip_accents": {"type": ["boolean", "null"], "description": "null: follow do_lower_case"},
         "tokenize_chinese_chars": {"type": "boolean"},
         "max_length": {"type": "integer", "minimum": 2},
-        "padding": {"const": "max_length"},
-        "truncation": {"type": "boolean"},
+        "padding": {"enum": ["max_length", None], "description": "null: max_length"},
+        "truncation": {"type": ["boolean", "null"], "description": "null: true"},
         "cls_token": {"type": "string"}, "sep_token": {"type": "string"},
         "pad_token": {"type": "string"}, "unk_token": {"type": "string"},
     },
