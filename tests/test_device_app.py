@@ -14,7 +14,7 @@ import pytest
 
 from conftest import assert_one_line_error, run_cli
 from edgedistill.bundle import read_bundle
-from test_device_adb import phone_env
+from test_device_adb import _tiny_bundle, phone_env
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,18 @@ def test_app_bench_pushes_runs_pulls_and_validates(tmp_path, fp32):
     assert (out / "raw" / fp32.name / "outputs.npz").is_file()
     assert not list((root / "sdcard").rglob("*.npz")), "outputs left on the phone"
     assert not list((root / "data/local/tmp/edgedistill").glob("app-*")), "bundle left on the phone"
+
+
+def test_app_runs_litert_and_exits_1_when_outputs_disagree(tmp_path, fp32):
+    """A .tflite through the app path; its random weights disagree with the teacher: measured, then exit 1."""
+    bundle = _tiny_bundle(tmp_path / "tiny-litert-fp32", "litert", fp32)
+    out = tmp_path / "out"
+    proc = run_cli("bench", bundle, "--device", "adb", "--app", "--runs", "3", "--out", out,
+                   env=phone_env(tmp_path / "phone"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    result = json.loads((out / "bench.json").read_text())["results"][0]
+    assert result["runner"] == "android-app (litert)" and result["latency_ms"]["n"] == 3
+    assert result["validation"]["samples"] == 64 and not result["validation"]["passed"]
 
 
 @pytest.mark.parametrize("env,words", [({"FAKE_ADB_NO_APP": "1"}, ["step preflight", "example app is not installed",

@@ -92,3 +92,11 @@ def test_every_outputs_key_written_or_read_is_in_the_device_outputs_schema():
     assert {"logits", "model_sha256", "latency_ms"} <= kotlin and kotlin == swift == fake, (kotlin, swift, fake)
     for who, keys in (("Kotlin writer", kotlin), ("bench --app", set(TIMING_KEYS)), ("validator", reader)):
         assert keys <= allowed, f"{who} uses keys outside device-outputs.schema.json: {keys - allowed}"
+
+
+def test_the_exporters_wordpiece_keys_are_the_schemas_and_cover_what_the_apps_read():
+    text = pytest.importorskip("edgedistill.text_preprocessing", reason="the exporter's tokenizer contract is not merged")
+    wordpiece = set(load(MANIFEST_SCHEMA)["$defs"]["WordPiecePreprocessing"]["properties"])
+    assert set(text.APP_KEYS) == wordpiece
+    app_reads = {k for k in kotlin_manifest_keys() if k in wordpiece}
+    assert app_reads <= set(text.APP_KEYS) and {"vocab_file", "do_lower_case", "max_length"} <= app_reads
