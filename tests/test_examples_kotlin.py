@@ -135,3 +135,30 @@ def test_kotlin_tokenizes_a_text_bundles_golden_texts_like_hugging_face(java, tm
     np.testing.assert_array_equal(built["input_ids"], enc["input_ids"])
     np.testing.assert_array_equal(built["attention_mask"], enc["attention_mask"])
     _check_outputs_schema(outputs)
+
+
+@pytest.mark.heavy
+def test_app_sources_type_check_against_api_stubs(tmp_path):
+    """examples/android/app compiles against stubs of the APIs it calls (tests/fixtures/android_api_stubs).
+
+    Not a build against the real SDK and libraries (not available here): it catches Kotlin errors in
+    the app code, and the README of the stubs says so."""
+    import shutil
+    import subprocess
+
+    javac, kotlinc = shutil.which("javac"), shutil.which("kotlinc")
+    if not (javac and kotlinc and kotlin_core._jar("junit4.jar") and kotlin_core._jar("kotlin-stdlib-jdk7.jar")):
+        pytest.skip("needs javac, kotlinc, junit4 and kotlin-stdlib-jdk7 (Debian: kotlin, junit4)")
+    stubs = Path(__file__).parent / "fixtures" / "android_api_stubs"
+    junit = str(kotlin_core._jar("junit4.jar"))
+    done = subprocess.run([javac, "-cp", junit, "-d", str(tmp_path / "stubs"), *map(str, stubs.rglob("*.java"))],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    android = kotlin_core.CORE.parents[1]
+    sources = [*map(str, (android / "core" / "src" / "main").rglob("*.kt")), *map(str, (android / "app").rglob("*.kt"))]
+    classpath = ":".join([str(tmp_path / "stubs"), junit, str(kotlin_core._jar("kotlin-stdlib-jdk7.jar"))])
+    done = subprocess.run([kotlinc, *sources, "-cp", classpath, "-d", str(tmp_path / "app")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "error:" not in done.stderr, done.stderr[-3000:]
+    assert (tmp_path / "app" / "org" / "edgedistill" / "example" / "BundleInstrumentationTest.class").is_file()
+
