@@ -78,3 +78,26 @@ def test_app_faults_are_one_line_exit_2(tmp_path, fp32, env, words):
 def test_app_refuses_formats_it_cannot_run_and_ssh(tmp_path, fp32):
     proc = run_cli("bench", fp32, "--device", "ssh://pi@127.0.0.1", "--app", "--out", tmp_path / "o")
     assert_one_line_error(proc, "--app", "--device adb")
+
+
+CRASH = """INSTRUMENTATION_STATUS: class=org.edgedistill.example.BundleInstrumentationTest
+INSTRUMENTATION_STATUS: stack=java.lang.UnsatisfiedLinkError: dlopen failed: library "libexecutorch.so" not found
+\tat org.pytorch.executorch.Module.load(Module.java:50)
+INSTRUMENTATION_STATUS_CODE: -2
+
+FAILURES!!!
+Tests run: 1,  Failures: 1
+INSTRUMENTATION_CODE: -1
+"""
+
+
+def test_instrument_output_is_read_like_am_prints_it():
+    from edgedistill.device.app import parse_instrument
+
+    ok = ("INSTRUMENTATION_STATUS: edgedistill_outputs=/storage/emulated/0/Android/data/x/files/b-outputs.npz\r\n"
+          "INSTRUMENTATION_STATUS_CODE: 2\r\nOK (1 test)\r\nINSTRUMENTATION_CODE: -1\r\n")  # old adb shells send CRLF
+    assert parse_instrument(ok) == "/storage/emulated/0/Android/data/x/files/b-outputs.npz"
+    for text, words in ((CRASH, "UnsatisfiedLinkError"), ("INSTRUMENTATION_STATUS: edgedistill_error=bundle b: no vocab\n"
+                                                          "FAILURES!!!", "no vocab"), ("OK (1 test)", "no outputs")):
+        with pytest.raises(ValueError, match=words):
+            parse_instrument(text)

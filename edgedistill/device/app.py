@@ -11,6 +11,7 @@ bundle's golden teacher probabilities. The app must be installed first
 from __future__ import annotations
 
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +69,14 @@ def parse_instrument(output: str) -> str:
 
 
 def read_timings(path: Path) -> Timings:
-    """The timing keys of an app's outputs.npz as bench Timings (absent keys stay None)."""
-    with np.load(path, allow_pickle=False) as npz:
-        get = lambda key: float(npz[key]) if key in npz.files else None  # noqa: E731
-        samples = [float(v) for v in npz["latency_ms"]] if "latency_ms" in npz.files else []
-        return Timings(samples_ms=samples, load_ms=get("load_ms"), first_ms=get("first_inference_ms"))
+    """The timing keys of an app's outputs.npz as bench Timings (absent keys stay None); ValueError when unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            get = lambda key: float(npz[key]) if key in npz.files else None  # noqa: E731
+            samples = [float(v) for v in np.ravel(npz["latency_ms"])] if "latency_ms" in npz.files else []
+            return Timings(samples_ms=samples, load_ms=get("load_ms"), first_ms=get("first_inference_ms"))
+    except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"outputs.npz from the app is unreadable: {str(exc)[:200]}") from None
 
 
 class AppBench:
@@ -80,7 +84,7 @@ class AppBench:
 
     def __init__(self, device: Transport, facts, folder: Path, settings: BenchSettings,
                  tolerances: dict[str, Tolerance], raw: Path, remote: str):
-        manifest, model = read_bundle(folder)
+        manifest, _ = read_bundle(folder, verify=False)  # check_bundles verified the sha256
         self.device, self.facts, self.s, self.folder = device, facts, settings, folder
         self.tolerances, self.raw, self.remote = tolerances, raw, remote
         self.threads = settings.threads
@@ -115,7 +119,10 @@ class AppBench:
             except ValueError as exc:
                 raise DeviceError(d.name, step, str(exc)[:300]) from None
             d.pull(remote_outputs, outputs, step=self.step("pull outputs"), timeout=t)
-            timings = read_timings(outputs)
+            try:
+                timings = read_timings(outputs)
+            except ValueError as exc:
+                raise DeviceError(d.name, self.step("pull outputs"), str(exc)) from None
             self.result.latency_ms = summarize([timings])
             self.result.load_ms, self.result.first_inference_ms = timings.load_ms, timings.first_ms
             self.result.processes.append({"process": 1, "n": len(timings.samples_ms), "load_ms": timings.load_ms,
