@@ -50,8 +50,8 @@ public struct TimingStats {
     }
 
     public var summary: String {
-        String(format: "n=%d min=%.3f median=%.3f mean=%.3f p90=%.3f p99=%.3f max=%.3f ms",
-               n, min, median, mean, percentile(90), percentile(99), max)
+        "n=\(n) " + String(format: "min=%.3f median=%.3f mean=%.3f p90=%.3f p99=%.3f max=%.3f ms",
+                           min, median, mean, percentile(90), percentile(99), max)
     }
 }
 

@@ -14,9 +14,9 @@ public struct TensorSpec {
 
     /// The shape for one sample: the batch dimension (named or numbered) becomes 1.
     public func sampleShape() throws -> [Int] {
-        try shape.enumerated().map { i, d in
+        try shape.enumerated().map { (i, d) -> Int in
             if i == 0 { return 1 }
-            guard let n = d as? NSNumber, !(d is Bool) else { throw BundleError("input \(name): dimension \(i) is '\(d)', not a number") }
+            guard let n = d as? NSNumber else { throw BundleError("input \(name): dimension \(i) is '\(d)', not a number") }
             return n.intValue
         }
     }
@@ -64,6 +64,7 @@ public struct Manifest {
         let pre = optional(m, "preprocessing") as? [String: Any] ?? [:]
         let golden = optional(m, "golden") as? [String: Any] ?? [:]
         let kind = optional(pre, "kind") as? String
+        let settings: WordPieceSettings? = try (kind == "wordpiece" ? wordPiece(pre) : nil)
         return Manifest(
             format: try string(m, "format"),
             quantization: try string(m, "quantization"),
@@ -74,7 +75,7 @@ public struct Manifest {
             numClasses: try int(m, "num_classes"),
             labels: (optional(m, "labels") as? [Any])?.map { "\($0)" },
             preprocessingKind: kind,
-            wordPiece: kind == "wordpiece" ? try wordPiece(pre) : nil,
+            wordPiece: settings,
             goldenCount: (optional(golden, "count") as? NSNumber)?.intValue ?? -1
         )
     }

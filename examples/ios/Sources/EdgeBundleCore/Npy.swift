@@ -80,7 +80,7 @@ public enum Npy {
         case let d where d.hasPrefix("<U"):
             let width = Int(d.dropFirst(2)) ?? 0
             try need(4 * width)
-            values = .strings((0..<count).map { i in
+            values = .strings((0..<count).map { (i: Int) -> String in
                 var s = String.UnicodeScalarView()
                 for k in 0..<width {
                     let cp = le32(body, 4 * (i * width + k))
@@ -121,9 +121,10 @@ public enum Npy {
     /// Every array of an .npz, by name (without .npy), in file order.
     public static func readNpz(_ url: URL) throws -> [(String, NpyArray)] {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw BundleError("\(url.path) not found") }
-        return try Zip.storedEntries(data, name: url.lastPathComponent).map { entry in
+        return try Zip.storedEntries(data, name: url.lastPathComponent).map { (entry: (String, Data)) -> (String, NpyArray) in
             let key = entry.0.hasSuffix(".npy") ? String(entry.0.dropLast(4)) : entry.0
-            return (key, try read(entry.1, name: "\(url.lastPathComponent):\(key)"))
+            let array = try read(entry.1, name: "\(url.lastPathComponent):\(key)")
+            return (key, array)
         }
     }
 

@@ -48,11 +48,12 @@ public struct WordPieceTokenizer {
         for word in basicTokens(text) { ids += try wordPiece(word) }
         let room = max(s.maxLength - 2, 0)
         if s.truncation && ids.count > room { ids = Array(ids.prefix(room)) }
-        let all = [try id(s.clsToken)] + ids + [try id(s.sepToken)]
+        let cls = try id(s.clsToken), sep = try id(s.sepToken)
+        let all = [cls] + ids + [sep]
         let length = s.padding == "max_length" ? max(s.maxLength, all.count) : all.count
         let pad = Int64(try id(s.padToken))
         return Encoding(inputIds: (0..<length).map { $0 < all.count ? Int64(all[$0]) : pad },
-                        attentionMask: (0..<length).map { $0 < all.count ? 1 : 0 })
+                        attentionMask: (0..<length).map { Int64($0 < all.count ? 1 : 0) })
     }
 
     /// The words and punctuation marks of a text, after normalization.

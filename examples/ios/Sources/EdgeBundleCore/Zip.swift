@@ -48,17 +48,27 @@ enum Zip {
         var out = Data(), directory = Data()
         for (name, body) in entries {
             let n = Array(name.utf8), crc = crc32(body), offset = out.count
-            let common: [UInt8] = bytes16(0) + bytes16(0) + bytes16(0) + bytes16(0) + bytes32(crc)
-                + bytes32(UInt32(body.count)) + bytes32(UInt32(body.count)) + bytes16(n.count) + bytes16(0)
-            out.append(contentsOf: bytes32(0x0403_4b50) + bytes16(20) + common + n)
+            // flags, method (0 = stored), time, date, CRC-32, sizes, name length, extra length
+            var common: [UInt8] = []
+            for field in [bytes16(0), bytes16(0), bytes16(0), bytes16(0), bytes32(crc), bytes32(UInt32(body.count)),
+                          bytes32(UInt32(body.count)), bytes16(n.count), bytes16(0)] { common += field }
+            var local: [UInt8] = bytes32(0x0403_4b50)
+            local += bytes16(20)
+            local += common
+            local += n
+            out.append(contentsOf: local)
             out.append(body)
-            directory.append(contentsOf: bytes32(0x0201_4b50) + bytes16(20) + bytes16(20) + common
-                + bytes16(0) + bytes16(0) + bytes16(0) + bytes32(0) + bytes32(UInt32(offset)) + n)
+            var central: [UInt8] = bytes32(0x0201_4b50)
+            for field in [bytes16(20), bytes16(20), common, bytes16(0), bytes16(0), bytes16(0), bytes32(0),
+                          bytes32(UInt32(offset)), n] { central += field }
+            directory.append(contentsOf: central)
         }
         let dirOffset = out.count
         out.append(directory)
-        out.append(contentsOf: bytes32(0x0605_4b50) + bytes16(0) + bytes16(0) + bytes16(entries.count)
-            + bytes16(entries.count) + bytes32(UInt32(directory.count)) + bytes32(UInt32(dirOffset)) + bytes16(0))
+        var end: [UInt8] = []
+        for field in [bytes32(0x0605_4b50), bytes16(0), bytes16(0), bytes16(entries.count), bytes16(entries.count),
+                      bytes32(UInt32(directory.count)), bytes32(UInt32(dirOffset)), bytes16(0)] { end += field }
+        out.append(contentsOf: end)
         return out
     }
 

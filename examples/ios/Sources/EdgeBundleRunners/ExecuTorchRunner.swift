@@ -14,7 +14,7 @@ public final class ExecuTorchRunner: BundleRunner {
     }
 
     public func run(_ inputs: [InputTensor]) throws -> [Float] {
-        let values: [ValueConvertible] = inputs.map { t in
+        let values: [ValueConvertible] = inputs.map { (t: InputTensor) -> ValueConvertible in
             switch t.values {
             case .float32(let v): return Tensor<Float>(v, shape: t.shape)
             case .int64(let v): return Tensor<Int64>(v, shape: t.shape)

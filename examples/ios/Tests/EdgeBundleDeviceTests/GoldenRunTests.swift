@@ -39,7 +39,7 @@ final class GoldenRunTests: XCTestCase {
     private func deviceName() -> String {
         var info = utsname()
         uname(&info)
-        let machine = withUnsafeBytes(of: &info.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let machine = withUnsafeBytes(of: &info.machine) { raw in String(decoding: raw.prefix { byte in byte != 0 }, as: UTF8.self) }
         return ProcessInfo.processInfo.environment["SIMULATOR_MODEL_IDENTIFIER"].map { "\($0) simulator" } ?? machine
     }
 }
