@@ -60,13 +60,16 @@ public final class GoldenRun {
     }
 
     func build(_ i: Int, _ encoding: Encoding?) throws -> [InputTensor] {
-        try manifest.inputs.map { spec in
+        try manifest.inputs.map { (spec: TensorSpec) -> InputTensor in
             let shape = try spec.sampleShape()
             let perRow = shape.reduce(1, *)
-            let fromText: [Int64]? = [
-                "input_ids": encoding?.inputIds, "attention_mask": encoding?.attentionMask,
-                "token_type_ids": encoding?.tokenTypeIds,
-            ][spec.name] ?? nil
+            let fromText: [Int64]?
+            switch spec.name {
+            case "input_ids": fromText = encoding?.inputIds
+            case "attention_mask": fromText = encoding?.attentionMask
+            case "token_type_ids": fromText = encoding?.tokenTypeIds
+            default: fromText = nil
+            }
             guard let array = golden[spec.name] ?? (fromText == nil ? nil : NpyArray(fromText!, shape: [1, perRow])) else {
                 throw BundleError("golden.npz has no input '\(spec.name)'")
             }
