@@ -50,6 +50,7 @@ def test_app_bench_pushes_runs_pulls_and_validates(tmp_path, fp32):
     assert not list((root / "data/local/tmp/edgedistill").glob("app-*")), "bundle left on the phone"
 
 
+@pytest.mark.heavy
 def test_app_runs_litert_and_exits_1_when_outputs_disagree(tmp_path, fp32):
     """A .tflite through the app path; its random weights disagree with the teacher: measured, then exit 1."""
     bundle = _tiny_bundle(tmp_path / "tiny-litert-fp32", "litert", fp32)
