@@ -71,22 +71,38 @@ def open_device(spec: str, *, identity: Path | None = None, known_hosts: Path | 
 
 def run_session(device: Transport, bundles: list[Path], *, out: Path, settings: BenchSettings,
                 tolerances: dict[str, Tolerance], runner: Path | None = None,
-                runner_kind: str | None = None) -> BenchReport:
-    """Bench ``bundles`` on ``device``; writes bench.json, bench.md and raw logs under ``out``."""
+                runner_kind: str | None = None, app: bool = False) -> BenchReport:
+    """Bench ``bundles`` on ``device``; writes bench.json, bench.md and raw logs under ``out``.
+
+    ``app``: measure through the installed Android example app (device/app.py) instead of a runner.
+    """
+    from edgedistill.device import app as example_app
     from edgedistill.device.report import write_bench_reports
 
-    jobs = prepare_jobs(bundles, runner, runner_kind, device.default_runner)
+    if app:
+        if device.kind != "adb" or runner is not None:
+            raise UserError("--app drives the Android example app: use it with --device adb and without --runner")
+        example_app.check_bundles(bundles)
+    jobs = [] if app else prepare_jobs(bundles, runner, runner_kind, device.default_runner)
     out = ensure_writable_dir(Path(out))
     report = BenchReport(device=None, settings=asdict(settings))
     try:
         device.connect()
         facts: DeviceFacts = device.facts(settings.timeout)
         report.device = facts.to_dict()
-        check_runners(jobs, facts)
-        for job, remote in zip(jobs, remote_folders(device.remote_root, jobs)):
-            raw = ensure_writable_dir(out / "raw" / job.folder.name)
-            bench = BundleBench(device, facts, job, settings, tolerances, raw, remote)
-            log.debug("%s: %s with %s", device.name, job.folder.name, job.kind)
+        if app:
+            example_app.check_app_installed(device, settings.timeout)
+            benches = [example_app.AppBench(device, facts, folder, settings, tolerances,
+                                            ensure_writable_dir(out / "raw" / folder.name),
+                                            example_app.app_remote_folder(device.remote_root, folder, k))
+                       for k, folder in enumerate(bundles)]
+        else:
+            check_runners(jobs, facts)
+            benches = [BundleBench(device, facts, job, settings, tolerances,
+                                   ensure_writable_dir(out / "raw" / job.folder.name), remote)
+                       for job, remote in zip(jobs, remote_folders(device.remote_root, jobs))]
+        for bench in benches:
+            log.debug("%s: %s", device.name, bench.result.bundle)
             try:
                 report.results.append(bench.run())
             except DeviceError as exc:
