@@ -27,9 +27,12 @@ BACKEND = "onnxruntime-cpu"
 SCHEMES = ("fp32", "int8", "int8-dynamic")
 MAX_BATCH = 1024
 CALIBRATION_BATCH = 32
-# int8 where the arithmetic is; element-wise ops, softmax and norms stay float (as ExecuTorch's XNNPACK
-# quantizer does): an attention mask of -1e4 added in int8 would wipe out the attention scores
-STATIC_INT8_OPS = ("MatMul", "Gemm", "Conv")
+# int8 where the arithmetic is, plus the activations that follow it (a quantized Clip/Relu folds into
+# the producer's output range, so a CNN's ReLU6 no longer sits between a DequantizeLinear and a
+# QuantizeLinear: MobileNetV2-like on x86, int8 ÷ fp32 0.99 -> ~0.5); Add, softmax and norms stay
+# float (as ExecuTorch's XNNPACK quantizer does): an attention mask of -1e4 added in int8 would wipe
+# out the attention scores. A CNN-only target may add "Add" via [export.options.onnx] op_types.
+STATIC_INT8_OPS = ("MatMul", "Gemm", "Conv", "Clip", "Relu")
 
 log = logging.getLogger("edgedistill")
 _float_exports = ConversionCache()
