@@ -36,12 +36,16 @@ class ModelRef(_Section):
 
 
 class TeacherConfig(ModelRef):
+    """``[teacher]``: the model to distil from (default: the digits demo teacher, trained on labels first)."""
+
     model: str = "edgedistill.zoo.digits:teacher"
     train_epochs: int = Field(40, ge=0, description="train the teacher on labels first (demo); 0 = use as is")
     train_lr: float = Field(3e-3, gt=0)
 
 
 class StudentConfig(ModelRef):
+    """``[student]``: the model to train, built by its factory or derived from the teacher by keeping layers."""
+
     model: str = "edgedistill.zoo.digits:student"
     keep_every: int = Field(0, ge=0, description="derive the student from the teacher, keeping every k-th layer "
                             "(or block); 0 = build student.model")
@@ -49,6 +53,8 @@ class StudentConfig(ModelRef):
 
 
 class DataConfig(_Section):
+    """``[data]``: where the samples come from, how text and images become model inputs, and the seeded split."""
+
     source: str = Field("digits", description="'digits', an .npz, an image folder, a .jsonl text file, "
                         "or package.module:function returning a dataset")
     tokenizer: str | None = Field(None, description=".jsonl: local Hugging Face tokenizer directory "
@@ -81,6 +87,9 @@ class LossesConfig(_Section):
 
 
 class DistillConfig(_Section):
+    """``[distill]``: the training run: KD temperature and weight, optimiser and schedule, checkpoints,
+    device, and where the teacher's logits come from (in memory or a disk cache)."""
+
     temperature: float = Field(4.0, gt=0.0)
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the KD term; 1 - alpha weights CE")
     epochs: int = Field(60, ge=1)
@@ -141,6 +150,9 @@ def _default_tolerances() -> dict[str, Tolerance]:
 
 
 class ValidateConfig(_Section):
+    """``[validate]``: per-scheme tolerances (over the defaults), metric settings, and what to do on a
+    failure (localize the layer, repair by keeping layers in float)."""
+
     tolerances: dict[str, Tolerance] = Field(default_factory=_default_tolerances)
     top_k: int = Field(5, ge=1, description="k of top-k agreement (capped at the number of classes)")
     batch_size: int = Field(256, ge=1, description="samples per call, where the artifact takes batches")
