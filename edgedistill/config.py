@@ -14,9 +14,9 @@ from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_vali
 
 from edgedistill.errors import UserError
 from edgedistill.formats.schemes import SCHEMES
-# ArtifactSpec, Tolerance and format_validation_error are part of this module's API (re-exported);
-# they live in sections because target profiles are made of them too
-from edgedistill.sections import ArtifactSpec, Section as _Section, Tolerance, format_validation_error  # noqa: F401
+# ArtifactSpec, Tolerance and format_validation_error stay importable from here; they live in sections
+# because target profiles (which this module reads) are made of them too
+from edgedistill.sections import ArtifactSpec, Section as _Section, Tolerance, format_validation_error
 from edgedistill.target_profiles import TargetProfile, check_formats_of, load_profile, tolerance_overrides
 
 if sys.version_info >= (3, 11):
