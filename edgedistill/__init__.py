@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edgedistill.config import PipelineConfig
-    from edgedistill.device.session import BenchReport
+    from edgedistill.device.report import BenchReport
     from edgedistill.selection import Selection
     from edgedistill.stages import DistillOutput
     from edgedistill.validation.harness import Report

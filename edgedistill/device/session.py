@@ -8,47 +8,19 @@ from __future__ import annotations
 
 import logging
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from edgedistill.config import Tolerance
-from edgedistill.device.bench import BundleBench, BundleResult
+from edgedistill.device.bench import BundleBench
 from edgedistill.device.jobs import BenchSettings, check_runners, prepare_jobs, remote_folders
 from edgedistill.device.facts import DeviceFacts
+from edgedistill.device.report import BenchReport, write_bench_reports
 from edgedistill.device.transport import DeviceError, Transport
 from edgedistill.errors import UserError
 from edgedistill.fileio import ensure_writable_dir
 
 log = logging.getLogger("edgedistill")
-FAKE_LOCAL_NOTE = ("fake-local: stand-in runners or a loopback 'device' ran the host runtimes on this machine; "
-                   "these are NOT phone or board latencies")
-
-
-@dataclass
-class BenchReport:
-    """One session: the device, the settings, one result per bundle, and the error that ended it."""
-
-    device: dict[str, Any] | None
-    settings: dict[str, Any]
-    results: list[BundleResult] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def measured_on(self) -> str:
-        fake = (self.device or {}).get("fake_local") or any(r.measured_on == "fake-local" for r in self.results)
-        return "fake-local" if fake else "device"
-
-    @property
-    def passed(self) -> bool:
-        """Every bundle ran and every validated bundle passed."""
-        return self.error is None and all(r.validation is None or r.validation["passed"] for r in self.results)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": 1, "measured_on": self.measured_on,
-                "note": FAKE_LOCAL_NOTE if self.measured_on == "fake-local" else None,
-                "passed": self.passed, "error": self.error, "device": self.device, "settings": self.settings,
-                "results": [asdict(r) for r in self.results]}
 
 
 def open_device(spec: str, *, identity: Path | None = None, known_hosts: Path | None = None,
@@ -77,7 +49,6 @@ def run_session(device: Transport, bundles: list[Path], *, out: Path, settings: 
     ``app``: measure through the installed Android example app (device/app.py) instead of a runner.
     """
     from edgedistill.device import app as example_app
-    from edgedistill.device.report import write_bench_reports
 
     if app:
         if device.kind != "adb" or runner is not None:

@@ -26,6 +26,7 @@ EXTRA = "onnx"
 BACKEND = "onnxruntime-cpu"
 SCHEMES = ("fp32", "int8", "int8-dynamic")
 MAX_BATCH = 1024
+FLOAT_MODULES = False  # no per-module float exclusion in its quantizer options
 CALIBRATION_BATCH = 32
 # int8 where the arithmetic is, plus the activations that follow it (a quantized Clip/Relu folds into
 # the producer's output range, so a CNN's ReLU6 no longer sits between a DequantizeLinear and a
@@ -48,6 +49,11 @@ def missing() -> str | None:
             require(module, EXTRA, "ONNX")
     except UserError as exc:
         return str(exc)
+    return None
+
+
+def host_run_problem(options: dict | None = None) -> str | None:
+    """None: every artifact of this format runs wherever its runtime installs."""
     return None
 
 
