@@ -151,9 +151,13 @@ def time_on_host(candidates: list[Candidate], threads: int, rounds: int = 7, cal
 
 def _time_on_device(config: PipelineConfig, candidates: list[Candidate], device: str) -> dict[str, Any]:
     """Median latency of each candidate measured by ``bench`` on ``device``."""
-    from edgedistill import bench
+    from edgedistill.device.jobs import BenchSettings
+    from edgedistill.device.session import open_device, run_session
 
-    report = bench([c.folder for c in candidates], device, config=config)
+    settings = BenchSettings(**config.bench.model_dump(), cores=None)
+    target = open_device(device, timeout=settings.timeout)
+    report = run_session(target, [Path(c.folder) for c in candidates], out=Path(config.out) / "selection-bench",
+                         settings=settings, tolerances=config.validate_.tolerances)
     by_bundle = {Path(r.bundle).name: r for r in report.results}
     for c in candidates:
         result = by_bundle.get(Path(c.folder).name)
