@@ -18,30 +18,43 @@ if TYPE_CHECKING:
 __all__ = ["distill", "export", "validate", "run", "bench"]
 
 
-def _config(config: "PipelineConfig | str | Path | None", overrides: dict[str, Any] | None) -> "PipelineConfig":
+def _config(config: "PipelineConfig | str | Path | None", overrides: dict[str, Any] | None,
+            trust_factories: list[str] | None = None) -> "PipelineConfig":
+    """The config to run; ``trust_factories`` (modules whose factories checkpoints may call) adds to its own list."""
     from edgedistill.config import PipelineConfig, load_config
 
     if isinstance(config, PipelineConfig):
-        return load_config(None, {**config.to_dict(), **(overrides or {})}) if overrides else config
-    return load_config(config, overrides)
+        resolved = load_config(None, {**config.to_dict(), **(overrides or {})}) if overrides else config
+    else:
+        resolved = load_config(config, overrides)
+    if trust_factories:
+        resolved = resolved.model_copy(update={"trust_factories": [*resolved.trust_factories, *trust_factories]})
+    return resolved
 
 
-def distill(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None) -> "DistillOutput":
-    """Distill ``config.student`` from ``config.teacher``; returns checkpoint paths and the training history."""
+def distill(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None, *,
+            trust_factories: list[str] | None = None) -> "DistillOutput":
+    """Distill ``config.student`` from ``config.teacher``; returns checkpoint paths and the training history.
+
+    ``trust_factories`` (here and in every stage): modules whose factories a checkpoint may call,
+    beyond edgedistill's own and the ones the config names (see ``edgedistill.trust``).
+    """
     from edgedistill import stages
 
-    return stages.distill(_config(config, overrides))
+    return stages.distill(_config(config, overrides, trust_factories))
 
 
-def export(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None) -> list[Path]:
+def export(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None, *,
+           trust_factories: list[str] | None = None) -> list[Path]:
     """Export the trained ``config.student`` to every configured format and scheme; returns bundle folders."""
     from edgedistill import stages
 
-    return stages.export(_config(config, overrides))
+    return stages.export(_config(config, overrides, trust_factories))
 
 
 def validate(config: "PipelineConfig | str | Path | None", bundles: list[str | Path],
-             overrides: dict[str, Any] | None = None, device_outputs: list[str | Path] | None = None) -> "Report":
+             overrides: dict[str, Any] | None = None, device_outputs: list[str | Path] | None = None, *,
+             trust_factories: list[str] | None = None) -> "Report":
     """Validate bundles against the teacher and fp32 student; ``report.passed`` is the gate.
 
     Writes report.json, report.md, junit.xml and plots into ``config.out``. With ``device_outputs``
@@ -51,14 +64,16 @@ def validate(config: "PipelineConfig | str | Path | None", bundles: list[str | P
     from edgedistill import stages
 
     outputs = [Path(o) for o in device_outputs] if device_outputs else None
-    return stages.validate(_config(config, overrides), [Path(b) for b in bundles], device_outputs=outputs)
+    return stages.validate(_config(config, overrides, trust_factories), [Path(b) for b in bundles],
+                           device_outputs=outputs)
 
 
-def run(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None) -> "Report":
+def run(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None, *,
+        trust_factories: list[str] | None = None) -> "Report":
     """The whole pipeline, distill -> export -> validate (what ``edgedistill demo`` runs)."""
     from edgedistill import stages
 
-    return stages.run_pipeline(_config(config, overrides))
+    return stages.run_pipeline(_config(config, overrides, trust_factories))
 
 
 def bench(bundles: list[str | Path], device: str = "adb", *, runner: str | Path | None = None,

@@ -214,6 +214,9 @@ class PipelineConfig(_Section):
     """The whole pipeline: teacher, student, data, distillation, export, validation."""
 
     out: str = "edgedistill-out"
+    trust_factories: list[str] = Field(
+        default_factory=list, description="modules (or module:function) whose factories a checkpoint may call; "
+        "edgedistill's own and the teacher/student factories named here are always trusted (see edgedistill.trust)")
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
     data: DataConfig = Field(default_factory=DataConfig)

@@ -25,7 +25,8 @@ from edgedistill.errors import UserError
 from edgedistill.exporter import check_requested, export_student
 from edgedistill.fileio import ensure_writable_dir
 from edgedistill.huggingface import hf_directory
-from edgedistill.modelref import count_parameters, factory_of, has_weights, load_model, save_checkpoint
+from edgedistill.modelref import check_loadable, count_parameters, factory_of, has_weights, load_model, save_checkpoint
+from edgedistill.trust import within_config
 from edgedistill.validation.device_outputs import validate_device_run
 from edgedistill.validation.harness import Report, check_bundle_classes, open_bundles, validate_bundles
 from edgedistill.validation.report import write_reports
@@ -49,6 +50,7 @@ def load_splits(config: PipelineConfig) -> Splits:
     return split(data, d.test_fraction, d.val_fraction, d.seed)
 
 
+@within_config
 def distill(config: PipelineConfig) -> DistillOutput:
     """Train the teacher if it is a bare factory (demo), then distill the student; write both checkpoints.
 
@@ -123,11 +125,15 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
     return DistillOutput(teacher_ckpt, student_ckpt, result)
 
 
+@within_config
 def export(config: PipelineConfig) -> list[Path]:
     """Export the student named by ``config.student`` to every configured format and scheme."""
     if not has_weights(config.student):
         raise UserError(f"export needs a trained student: give its checkpoint (--student PATH), not {config.student.model}")
     artifacts = config.export.artifacts()
+    for ref in (config.student, config.teacher):  # an empty or untrusted file fails before the backends load
+        if has_weights(ref):
+            check_loadable(ref)
     check_requested(artifacts)  # unknown format/scheme or missing backend: fail before loading anything
     splits = load_splits(config)
     student = load_model(config.student)
@@ -142,6 +148,7 @@ def export(config: PipelineConfig) -> list[Path]:
                           calibration=calibration)
 
 
+@within_config
 def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[Path] | None = None) -> Report:
     """Validate bundles against the teacher and the fp32 student on the held-out split; write reports.
 
@@ -175,6 +182,7 @@ def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[P
     return report
 
 
+@within_config
 def run_pipeline(config: PipelineConfig) -> Report:
     """distill -> export -> validate, each stage reading what the previous one wrote."""
     produced = distill(config)

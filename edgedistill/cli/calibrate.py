@@ -33,13 +33,16 @@ def run(args: argparse.Namespace) -> int:
     from edgedistill.fileio import sha256_file
     from edgedistill.modelref import has_weights, load_model
     from edgedistill.stages import load_splits
+    from edgedistill.trust import trusted_for, trusting
 
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
     train = load_splits(config).train
     logits = None
     if has_weights(config.teacher):
-        logits = predict_logits(load_model(config.teacher), train.inputs).numpy()
+        with trusting(trusted_for(config)):
+            teacher = load_model(config.teacher)
+        logits = predict_logits(teacher, train.inputs).numpy()
     inputs, recipe = build(train, args.n, logits, args.seed)
     if logits is not None and Path(config.teacher.model).is_file():
         recipe["teacher_sha256"] = sha256_file(Path(config.teacher.model))

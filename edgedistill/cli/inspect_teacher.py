@@ -47,12 +47,14 @@ def run(args: argparse.Namespace) -> int:
     from edgedistill.distillation.trainer import predict_logits
     from edgedistill.modelref import has_weights, load_model
     from edgedistill.stages import load_splits
+    from edgedistill.trust import trusted_for, trusting
 
     if not has_weights(config.teacher):
         raise UserError(f"teacher {config.teacher.model} has no trained weights: give a checkpoint "
                         f"(e.g. edgedistill-out/teacher.pt) or a Hugging Face directory")
     test = load_splits(config).test
-    teacher = load_model(config.teacher)
+    with trusting(trusted_for(config)):
+        teacher = load_model(config.teacher)
     shown = min(args.samples, len(test))
     logits = predict_logits(teacher, take(test.inputs, slice(0, max(shown, 256)))).numpy()
     labels = test.labels if test.labels and len(test.labels) == logits.shape[1] else None
