@@ -23,7 +23,7 @@ Fraction = Field(ge=0.0, le=1.0)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # -T inf is no temperature
 
 
 class ModelRef(_Section):
@@ -292,11 +292,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         from edgedistill.target_profiles import tolerance_overrides
 
         validate = data.setdefault("validate", {})
-        user = validate.get("tolerances", {})
-        merged = tolerance_overrides(str(target))
-        for scheme, bounds in user.items():
-            merged[scheme] = {**merged.get(scheme, {}), **bounds}
-        validate["tolerances"] = merged
+        user = validate.get("tolerances", {}) if isinstance(validate, dict) else None
+        if isinstance(user, dict):  # anything else is reported by the schema below, in one line
+            merged = tolerance_overrides(str(target))
+            for scheme, bounds in user.items():
+                merged[scheme] = {**merged.get(scheme, {}), **bounds} if isinstance(bounds, dict) else bounds
+            validate["tolerances"] = merged
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:

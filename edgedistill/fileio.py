@@ -38,6 +38,22 @@ def _umask() -> int:
     return mask
 
 
+def check_writable_dir(path: Path) -> Path:
+    """Check, without creating anything, that ``path`` is or can become a writable folder, so a stage
+    fails on a bad output before its slow work (and a failed run leaves no empty folder behind)."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        if probe.is_symlink():  # a dangling link cannot become a folder
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UserError(f"output folder {path} cannot be created: {probe} is a file")
+    if not probe.exists() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"output folder {path} is not writable ({probe})")
+    return path
+
+
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (flock on its descriptor; no lock file is left behind)."""

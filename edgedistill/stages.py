@@ -23,7 +23,7 @@ from edgedistill.distillation.students import check_vocabulary
 from edgedistill.distillation.trainer import TrainResult, TrainSettings, check_compatible, train
 from edgedistill.errors import UserError
 from edgedistill.exporter import check_requested, export_student
-from edgedistill.fileio import ensure_writable_dir
+from edgedistill.fileio import check_writable_dir
 from edgedistill.huggingface import hf_directory
 from edgedistill.modelref import check_loadable, count_parameters, factory_of, has_weights, load_model, save_checkpoint
 from edgedistill.trust import within_config
@@ -73,7 +73,7 @@ def _resume_path(config: PipelineConfig, out: Path) -> Path | None:
 
 
 def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
-    out = ensure_writable_dir(Path(config.out))
+    out = check_writable_dir(Path(config.out))  # created when the first file is written
     resume = _resume_path(config, out)
     splits = load_splits(config)
     torch.manual_seed(config.distill.seed)
@@ -130,6 +130,7 @@ def export(config: PipelineConfig) -> list[Path]:
     """Export the student named by ``config.student`` to every configured format and scheme."""
     if not has_weights(config.student):
         raise UserError(f"export needs a trained student: give its checkpoint (--student PATH), not {config.student.model}")
+    check_writable_dir(Path(config.out) / "bundles")
     artifacts = config.export.artifacts()
     for ref in (config.student, config.teacher):  # an empty or untrusted file fails before the backends load
         if has_weights(ref):
@@ -158,6 +159,7 @@ def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[P
     if not bundles:
         raise UserError("no bundles to validate")
     v = config.validate_
+    check_writable_dir(Path(config.out))  # a report that cannot be written fails before any model runs
     opened = open_bundles(bundles)  # missing files or a tampered model fail before anything runs
     if device_outputs:
         report = validate_device_run(opened, device_outputs, v.tolerances, top_k=v.top_k, ece_bins=v.ece_bins)

@@ -44,7 +44,11 @@ def _read(name_or_path: str) -> tuple[str, dict[str, Any]]:
     if path.suffix == ".toml":
         if not path.is_file():
             raise UserError(f"target profile not found: {path}")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        where = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError) as exc:
+            raise UserError(f"target profile {path} is not a readable TOML text file: {str(exc)[:120]}") from None
     elif name_or_path in builtin_names():
         text = (BUILTIN / f"{name_or_path}.toml").read_text(encoding="utf-8")
         where = f"target {name_or_path}"
@@ -77,5 +81,5 @@ def load_profile(name_or_path: str, check_formats: bool = True) -> TargetProfile
 
 def tolerance_overrides(name_or_path: str) -> dict[str, dict[str, Any]]:
     """The profile's tolerances as plain dicts (merged under the user's own by ``load_config``)."""
-    _, data = _read(name_or_path)
-    return {k: dict(v) for k, v in data.get("tolerances", {}).items()}
+    profile = load_profile(name_or_path, check_formats=False)  # a malformed profile is one line, here too
+    return {k: v.model_dump(exclude_unset=True) for k, v in profile.tolerances.items()}
