@@ -88,7 +88,14 @@ def bench(bundles: list[str | Path], device: str = "adb", *, runner: str | Path 
     from edgedistill.device.jobs import BenchSettings
     from edgedistill.device.session import open_device, run_session
 
+    from edgedistill.bundle import read_bundle, read_golden
+    from edgedistill.fileio import check_writable_dir
+
     cfg = _config(config, overrides)
+    check_writable_dir(Path(cfg.out))
+    for folder in bundles:  # a bad or escaping bundle fails in one line before any device is looked for
+        read_bundle(folder)
+        read_golden(folder)
     settings = BenchSettings(**cfg.bench.model_dump(), cores=cores)
     target = open_device(device, identity=Path(identity) if identity else None,
                          known_hosts=Path(known_hosts) if known_hosts else None, python=remote_python,

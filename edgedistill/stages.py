@@ -187,6 +187,7 @@ def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[P
 @within_config
 def run_pipeline(config: PipelineConfig) -> Report:
     """distill -> export -> validate, each stage reading what the previous one wrote."""
+    check_requested(config.export.artifacts())  # a bad format or scheme fails before training, not after
     produced = distill(config)
     chained = config.model_copy(deep=True)
     chained.teacher = chained.teacher.model_copy(update={"model": str(produced.teacher_checkpoint), "checkpoint": None, "kwargs": {}})
