@@ -94,8 +94,7 @@ def bench(bundles: list[str | Path], device: str = "adb", *, runner: str | Path 
     cfg = _config(config, overrides)
     check_writable_dir(Path(cfg.out))
     for folder in bundles:  # a bad or escaping bundle fails in one line before any device is looked for
-        read_bundle(folder)
-        read_golden(folder)
+        read_golden(folder, read_bundle(folder)[0])
     settings = BenchSettings(**cfg.bench.model_dump(), cores=cores)
     target = open_device(device, identity=Path(identity) if identity else None,
                          known_hosts=Path(known_hosts) if known_hosts else None, python=remote_python,

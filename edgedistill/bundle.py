@@ -115,8 +115,9 @@ def contained(folder: Path, name: str, what: str) -> Path:
     return path
 
 
-def read_golden(folder: str | Path) -> dict[str, np.ndarray]:
-    """The golden arrays of a bundle (a damaged, pickled or incomplete file is a one-line UserError)."""
+def read_golden(folder: str | Path, manifest: Manifest | None = None) -> dict[str, np.ndarray]:
+    """The golden arrays of a bundle (a damaged, pickled or incomplete file is a one-line UserError);
+    with ``manifest``, also that they hold every input it names and probabilities over its classes."""
     path = contained(Path(folder), GOLDEN, "golden file")
     if not path.is_file():
         raise UserError(f"bundle {folder} has no {GOLDEN}")
@@ -127,4 +128,12 @@ def read_golden(folder: str | Path) -> dict[str, np.ndarray]:
         raise UserError(f"bundle {folder}: {GOLDEN} is damaged or holds pickled objects: {str(exc)[:160]}") from None
     if "student_probs" not in arrays:
         raise UserError(f"bundle {folder}: {GOLDEN} has no student_probs (found: {', '.join(sorted(arrays)) or 'nothing'})")
+    if manifest is not None:
+        missing = [spec.name for spec in manifest.inputs if spec.name not in arrays]
+        if missing:
+            raise UserError(f"bundle {folder}: {GOLDEN} lacks the input(s) {', '.join(missing)} its manifest names")
+        for key in ("student_probs", "teacher_probs"):
+            if key in arrays and arrays[key].shape[1:] != (manifest.num_classes,):
+                raise UserError(f"bundle {folder}: {GOLDEN} {key} has shape {arrays[key].shape}, but the manifest "
+                                f"says {manifest.num_classes} classes")
     return arrays

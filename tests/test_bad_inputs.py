@@ -228,6 +228,8 @@ CASES = [
     Case("export-student-empty", lambda c: ["export", "--student", text_file(c, "student.pt", b""), *common(c)], "corrupt"),
     Case("export-student-truncated", lambda c: ["export", "--student", truncated(c, c.kit.student), *common(c)], "corrupt"),
     Case("export-student-pickled", lambda c: ["export", "--student", pickled_module(c), *common(c)], "torch.nn.modules.linear.Linear"),
+    Case("export-student-raw-pickle-global", lambda c: ["export", "--student", raw_pickle(c, 2), *common(c)], "needs posix.system"),
+    Case("export-student-raw-pickle-frames", lambda c: ["export", "--student", raw_pickle(c, 4), *common(c)], "a pickle edgedistill does not load"),
     Case("export-student-raw-state-dict", lambda c: ["export", "--student", raw_state(c), *common(c)], "raw state dict"),
     Case("export-student-kwargs-not-table", lambda c: ["export", "--student", checkpoint(c, "s.pt", "edgedistill.zoo.digits:student", 5), *common(c)], "damaged"),
     Case("export-student-missing", lambda c: ["export", "--student", c.tmp / "nope.pt", *common(c)], "checkpoint not found"),
@@ -255,6 +257,8 @@ CASES = [
     Case("validate-golden-file-dotdot", lambda c: validate_args(c, with_manifest(c, golden={"file": "../g.npz", "count": 8})), "golden file"),
     Case("validate-golden-truncated", lambda c: validate_args(c, golden_damaged(c, "truncated")), "golden/golden.npz is damaged"),
     Case("validate-golden-pickled", lambda c: validate_args(c, golden_damaged(c, "pickled")), "golden/golden.npz is damaged"),
+    Case("validate-golden-lacks-input", lambda c: validate_args(c, with_manifest(c, inputs=[{"name": "pixels", "shape": ["batch", 64], "dtype": "float32"}])), "lacks the input(s) pixels"),
+    Case("validate-golden-classes", lambda c: validate_args(c, with_manifest(c, num_classes=3)), "says 3 classes"),
     Case("validate-golden-missing", lambda c: validate_args(c, golden_damaged(c, "missing")), "has no golden/golden.npz"),
     Case("validate-model-tampered", lambda c: validate_args(c, with_manifest(c, sha256="0" * 64)), "does not match the sha256"),
     Case("validate-tolerances-number-with-target", lambda c: validate_args(c, c.kit.bundle, "--target", "android", "--config", text_file(c, "v.toml", "[validate]\ntolerances = 5\n")), "validate.tolerances"),
@@ -295,6 +299,15 @@ CASES = [
 def pickled_module(ctx) -> Path:
     path = ctx.tmp / "module.pt"
     torch.save(torch.nn.Linear(2, 2), path)  # a full pickle: would run code under an unsafe load
+    return path
+
+
+def raw_pickle(ctx, protocol: int) -> Path:
+    """A plain pickle (not torch's zip) that would call os.system if unpickled unsafely."""
+    import pickle
+
+    path = ctx.tmp / "raw.pt"
+    path.write_bytes(pickle.dumps({"kind": CHECKPOINT_KIND, "payload": os.system}, protocol=protocol))
     return path
 
 
