@@ -71,6 +71,8 @@ def _refusal(path: Path, message: str) -> str:
     if unpickler:
         return (f"checkpoint {path} is a pickle edgedistill does not load ({unpickler.group(1).strip()[:120]}); "
                 f"it loads only weights: save model.state_dict() with torch.save")
+    if "weights_only" in message or "Weights only" in message:  # torch's advice is the unsafe switch: never relay it
+        return f"checkpoint {path} holds pickled objects, and edgedistill loads only weights (a state dict)"
     reason = message.strip().splitlines()[0] if message.strip() else "unreadable"
     return f"checkpoint {path} is corrupt or not a PyTorch checkpoint of weights: {reason[:200]}"
 

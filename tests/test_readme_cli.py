@@ -88,3 +88,27 @@ def test_the_readme_cli_lines_chain_as_written(workdir):
     report = json.loads((out / "report.json").read_text())
     ran = [r for r in report["rows"] if r["role"] == "artifact"]
     assert len(ran) == 2 and all(r["status"] == "pass" for r in ran) and report["passed"]
+
+
+VERBS = ("demo", "distill", "calibrate", "export", "validate", "bench", "targets", "inspect-teacher")
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_takes_dry_run(verb, tmp_path, capsys):
+    """The README: every verb takes --dry-run, printing the config that reproduces the call."""
+    from edgedistill.cli import main
+
+    extra = {"validate": ["b"], "bench": ["b", "--device", "adb"]}.get(verb, [])
+    assert main([verb, *extra, "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    assert f'out = "{tmp_path / "o"}"' in capsys.readouterr().out
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_third_party_warnings_are_quiet_unless_verbose(verbose):
+    code = ("import sys, warnings\nfrom edgedistill.cli.common import setup_logging\n"
+            "setup_logging(sys.argv[1] == 'v')\n"
+            "warnings.warn('torch.utils._pytree._register_pytree_node is deprecated', FutureWarning)\n")
+    proc = subprocess.run([sys.executable, "-c", code, "v" if verbose else "q"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert ("_pytree" in proc.stderr) == verbose, proc.stderr
