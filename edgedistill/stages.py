@@ -125,6 +125,15 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
     return DistillOutput(teacher_ckpt, student_ckpt, result)
 
 
+def _check_inputs(config: PipelineConfig) -> None:
+    """Read the teacher's and student's checkpoint files (an empty, corrupt or untrusted one is refused) and
+    check the output folder, without building a model: what fails fast should fail before slow work."""
+    check_writable_dir(Path(config.out))
+    for ref in (config.student, config.teacher):
+        if has_weights(ref):
+            check_loadable(ref)
+
+
 @within_config
 def export(config: PipelineConfig) -> list[Path]:
     """Export the student named by ``config.student`` to every configured format and scheme."""
@@ -132,16 +141,14 @@ def export(config: PipelineConfig) -> list[Path]:
         raise UserError(f"export needs a trained student: give its checkpoint (--student PATH), not {config.student.model}")
     check_writable_dir(Path(config.out) / "bundles")
     artifacts = config.export.artifacts()
-    for ref in (config.student, config.teacher):  # an empty or untrusted file fails before the backends load
-        if has_weights(ref):
-            check_loadable(ref)
-    check_requested(artifacts)  # unknown format/scheme or missing backend: fail before loading anything
+    _check_inputs(config)  # every input is read before the backends load (seconds each)
     splits = load_splits(config)
+    e = config.export
+    calibration = read_calibration(e.calibration, splits.test.inputs) if e.calibration else None
+    check_requested(artifacts)  # unknown format/scheme or missing backend: fail before loading any model
     student = load_model(config.student)
     teacher = load_model(config.teacher) if has_weights(config.teacher) else None
     check_compatible(teacher or student, student, splits.test)
-    e = config.export
-    calibration = read_calibration(e.calibration, splits.test.inputs) if e.calibration else None
     return export_student(student, artifacts, out_dir=Path(config.out) / "bundles",
                           train=splits.train, test=splits.test, calibration_samples=e.calibration_samples,
                           teacher=teacher, temperature=config.distill.temperature, dynamic_batch=e.dynamic_batch,
@@ -187,6 +194,7 @@ def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[P
 @within_config
 def run_pipeline(config: PipelineConfig) -> Report:
     """distill -> export -> validate, each stage reading what the previous one wrote."""
+    _check_inputs(config)
     check_requested(config.export.artifacts())  # a bad format or scheme fails before training, not after
     produced = distill(config)
     chained = config.model_copy(deep=True)

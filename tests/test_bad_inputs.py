@@ -418,7 +418,7 @@ def test_every_payload_is_refused_by_the_python_api(kit, tmp_path):
 
 def test_a_pickled_checkpoint_names_the_refused_global_not_the_unsafe_switch(tmp_path):
     path = pickled_module(SimpleNamespace(tmp=tmp_path))
-    proc = run_cli("inspect-teacher", "--teacher", path, "--out", tmp_path / "o")
+    proc = run_cli("export", "--student", path, "--out", tmp_path / "o")
     assert_one_line_error(proc, "torch.nn.modules.linear.Linear", "state_dict")
     assert "weights_only" not in proc.stderr and "Warning" not in proc.stderr
 
@@ -449,7 +449,9 @@ def test_a_trusted_user_factory_loads(user_checkpoint, kit, tmp_path):
     assert proc.returncode == 0 and "T=4" in proc.stdout.replace(" ", ""), proc.stdout + proc.stderr
     config = tmp_path / "trust.toml"
     config.write_text('trust_factories = ["userpkg.models:small"]\n')
-    assert run_cli(*args, "--config", config, cwd=tmp_path).returncode == 0
+    from edgedistill.cli import main
+
+    assert main([str(a) for a in (*args, "--config", config, "--out", tmp_path / "o3")]) == 0
 
     with pytest.raises(UserError, match="userpkg.models:small"):
         load_model(str(user_checkpoint))
