@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if common.dry_run(args, config):
         return 0
     from edgedistill.calibrate import build, write
-    from edgedistill.distillation.trainer import check_compatible, predict_logits
+    from edgedistill.inference import check_compatible, predict_logits
     from edgedistill.errors import UserError
     from edgedistill.fileio import check_writable_dir, sha256_file
     from edgedistill.modelref import has_weights, load_model
