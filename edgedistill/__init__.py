@@ -19,26 +19,38 @@ if TYPE_CHECKING:
 __all__ = ["distill", "export", "select", "validate", "run", "bench"]
 
 
-def _config(config: "PipelineConfig | str | Path | None", overrides: dict[str, Any] | None) -> "PipelineConfig":
+def _config(config: "PipelineConfig | str | Path | None", overrides: dict[str, Any] | None,
+            trust_factories: list[str] | None = None) -> "PipelineConfig":
+    """The config to run; ``trust_factories`` (modules whose factories checkpoints may call) adds to its own list."""
     from edgedistill.config import PipelineConfig, load_config
 
     if isinstance(config, PipelineConfig):
-        return load_config(None, {**config.to_dict(), **(overrides or {})}) if overrides else config
-    return load_config(config, overrides)
+        resolved = load_config(None, {**config.to_dict(), **(overrides or {})}) if overrides else config
+    else:
+        resolved = load_config(config, overrides)
+    if trust_factories:
+        resolved = resolved.model_copy(update={"trust_factories": [*resolved.trust_factories, *trust_factories]})
+    return resolved
 
 
-def distill(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None) -> "DistillOutput":
-    """Distill ``config.student`` from ``config.teacher``; returns checkpoint paths and the training history."""
+def distill(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None, *,
+            trust_factories: list[str] | None = None) -> "DistillOutput":
+    """Distill ``config.student`` from ``config.teacher``; returns checkpoint paths and the training history.
+
+    ``trust_factories`` (here and in every stage): modules whose factories a checkpoint may call,
+    beyond edgedistill's own and the ones the config names (see ``edgedistill.trust``).
+    """
     from edgedistill import stages
 
-    return stages.distill(_config(config, overrides))
+    return stages.distill(_config(config, overrides, trust_factories))
 
 
-def export(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None) -> list[Path]:
+def export(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None, *,
+           trust_factories: list[str] | None = None) -> list[Path]:
     """Export the trained ``config.student`` to every configured format and scheme; returns bundle folders."""
     from edgedistill import stages
 
-    return stages.export(_config(config, overrides))
+    return stages.export(_config(config, overrides, trust_factories))
 
 
 def select(config: "PipelineConfig | str | Path | None" = None, goal: str = "fastest",
@@ -52,7 +64,8 @@ def select(config: "PipelineConfig | str | Path | None" = None, goal: str = "fas
 
 
 def validate(config: "PipelineConfig | str | Path | None", bundles: list[str | Path],
-             overrides: dict[str, Any] | None = None, device_outputs: list[str | Path] | None = None) -> "Report":
+             overrides: dict[str, Any] | None = None, device_outputs: list[str | Path] | None = None, *,
+             trust_factories: list[str] | None = None) -> "Report":
     """Validate bundles against the teacher and fp32 student; ``report.passed`` is the gate.
 
     Writes report.json, report.md, junit.xml and plots into ``config.out``. With ``device_outputs``
@@ -62,14 +75,16 @@ def validate(config: "PipelineConfig | str | Path | None", bundles: list[str | P
     from edgedistill import stages
 
     outputs = [Path(o) for o in device_outputs] if device_outputs else None
-    return stages.validate(_config(config, overrides), [Path(b) for b in bundles], device_outputs=outputs)
+    return stages.validate(_config(config, overrides, trust_factories), [Path(b) for b in bundles],
+                           device_outputs=outputs)
 
 
-def run(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None) -> "Report":
+def run(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None, *,
+        trust_factories: list[str] | None = None) -> "Report":
     """The whole pipeline, distill -> export -> validate (what ``edgedistill demo`` runs)."""
     from edgedistill import stages
 
-    return stages.run_pipeline(_config(config, overrides))
+    return stages.run_pipeline(_config(config, overrides, trust_factories))
 
 
 def bench(bundles: list[str | Path], device: str = "adb", *, runner: str | Path | None = None,
@@ -86,7 +101,13 @@ def bench(bundles: list[str | Path], device: str = "adb", *, runner: str | Path 
     from edgedistill.device.jobs import BenchSettings
     from edgedistill.device.session import open_device, run_session
 
+    from edgedistill.bundle import read_bundle, read_golden
+    from edgedistill.fileio import check_writable_dir
+
     cfg = _config(config, overrides)
+    check_writable_dir(Path(cfg.out))
+    for folder in bundles:  # a bad or escaping bundle fails in one line before any device is looked for
+        read_golden(folder, read_bundle(folder)[0])
     settings = BenchSettings(**cfg.bench.model_dump(), cores=cores)
     target = open_device(device, identity=Path(identity) if identity else None,
                          known_hosts=Path(known_hosts) if known_hosts else None, python=remote_python,

@@ -197,6 +197,9 @@ class PipelineConfig(_Section):
     """The whole pipeline: teacher, student, data, distillation, export, validation."""
 
     out: str = "edgedistill-out"
+    trust_factories: list[str] = Field(
+        default_factory=list, description="modules (or module:function) whose factories a checkpoint may call; "
+        "edgedistill's own and the teacher/student factories named here are always trusted (see edgedistill.trust)")
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -259,11 +262,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     profile = load_profile(str(target), check_formats=False) if target else None  # read once, here
     if profile is not None:  # precedence: defaults < the target profile's tolerances < the user's own
         validate = data.setdefault("validate", {})
-        user = validate.get("tolerances", {})
-        merged = tolerance_overrides(profile)
-        for scheme, bounds in user.items():
-            merged[scheme] = {**merged.get(scheme, {}), **bounds}
-        validate["tolerances"] = merged
+        user = validate.get("tolerances", {}) if isinstance(validate, dict) else None
+        if isinstance(user, dict):  # anything else is reported by the schema below, in one line
+            merged = tolerance_overrides(profile)
+            for scheme, bounds in user.items():
+                merged[scheme] = {**merged.get(scheme, {}), **bounds} if isinstance(bounds, dict) else bounds
+            validate["tolerances"] = merged
     try:
         config = PipelineConfig.model_validate(data)
     except ValidationError as exc:

@@ -111,6 +111,10 @@ def load_dataset(source: str | Path, *, tokenizer: str | Path | None = None, max
         raise UserError(f"unknown data source {text!r}: use {SOURCES}")
     if len(data) == 0:
         raise UserError(f"dataset {data.name} is empty")
+    for name, array in data.inputs.items():  # NaN/Inf would surface later as a diverging loss or a NaN calibration
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad = int(np.count_nonzero(~np.isfinite(array)))
+            raise UserError(f"data {text}: input '{name}' holds {bad} NaN or infinite value(s); clean the data first")
     return data
 
 

@@ -1,15 +1,18 @@
 """Resolve model references: a factory ``package.module:function``, an edgedistill checkpoint, or a
 local Hugging Face directory (``hf:PATH`` or a folder with config.json; see ``edgedistill.huggingface``).
 
-Checkpoints are plain dicts of tensors and strings, always loaded with ``weights_only=True``:
-a checkpoint can never run code. An edgedistill checkpoint records the factory that builds the
-architecture, so the file alone is a complete reference.
+Checkpoints are plain dicts of tensors and strings, always loaded with ``weights_only=True``, so
+unpickling one runs no code. An edgedistill checkpoint records the factory that builds the
+architecture, so the file alone is a complete reference; that factory is called only when
+``edgedistill.trust`` allows it (edgedistill's own, named for this run, or ``--trust-factory``).
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -18,6 +21,7 @@ from edgedistill.config import ModelRef
 from edgedistill.errors import UserError
 from edgedistill.factories import import_factory
 from edgedistill.fileio import atomic_path
+from edgedistill.trust import check_checkpoint, trusting
 
 CHECKPOINT_KIND = "edgedistill.checkpoint/1"
 
@@ -28,13 +32,41 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a raw pickle makes torch warn about its protocol: our one line says it all
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file; all mean the same to a user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"checkpoint {path} is corrupt or not a weights-only PyTorch checkpoint: {reason[:200]}") from None
+        raise UserError(_refusal(path, str(exc))) from None
     if not isinstance(data, dict):
         raise UserError(f"checkpoint {path} holds a {type(data).__name__}, expected a state dict")
     return data
+
+
+def _refusal(path: Path, message: str) -> str:
+    """One line for a checkpoint torch would not load: the pickled global it refused, never the unsafe switch."""
+    refused = re.search(r"GLOBAL ([\w.]+)", message)
+    if refused:
+        return (f"checkpoint {path} is a pickled object that needs {refused.group(1)} to load, and edgedistill loads "
+                f"only weights: save model.state_dict() and give it as checkpoint next to its factory")
+    unpickler = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", message)
+    if unpickler:
+        return (f"checkpoint {path} is a pickle edgedistill does not load ({unpickler.group(1).strip()[:120]}); "
+                f"it loads only weights: save model.state_dict() with torch.save")
+    if "weights_only" in message or "Weights only" in message:  # torch's advice is the unsafe switch: never relay it
+        return f"checkpoint {path} holds pickled objects, and edgedistill loads only weights (a state dict)"
+    reason = message.strip().splitlines()[0] if message.strip() else "unreadable"
+    return f"checkpoint {path} is corrupt or not a PyTorch checkpoint of weights: {reason[:200]}"
+
+
+def _recorded(data: dict[str, Any], path: Path) -> tuple[str, dict[str, Any]]:
+    """The factory and kwargs an edgedistill checkpoint records (a UserError for anything else)."""
+    if data.get("kind") != CHECKPOINT_KIND:
+        raise UserError(f"{path} is a raw state dict, not an edgedistill checkpoint: give the factory as model "
+                        f"and this file as checkpoint")
+    factory, kwargs = data.get("factory"), data.get("kwargs", {})
+    if not isinstance(factory, str) or not isinstance(kwargs, dict):
+        raise UserError(f"checkpoint {path} is damaged: its factory is not a string or its kwargs not a table")
+    return factory, kwargs
 
 
 def _state_dict(data: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -52,9 +84,11 @@ def _build(factory: str, kwargs: dict[str, Any]) -> nn.Module:
 
 
 def _load_weights(model: nn.Module, state: dict[str, Any], source: Path) -> None:
+    if not isinstance(state, dict):
+        raise UserError(f"checkpoint {source} is damaged: it holds no state dict of weights")
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError, ValueError) as exc:
         first = str(exc).strip().splitlines()
         raise UserError(f"checkpoint {source} does not fit the model: {' '.join(first[:2])[:300]}") from None
 
@@ -75,20 +109,22 @@ def has_weights(ref: ModelRef) -> bool:
     return names_checkpoint(ref) or bool(ref.checkpoint) or hf_directory(ref.model) is not None
 
 
-def load_model(ref: ModelRef | str) -> nn.Module:
-    """Build the model a reference names, with its weights, in eval mode."""
+def load_model(ref: ModelRef | str, trust: Iterable[str] = ()) -> nn.Module:
+    """Build the model a reference names, with its weights, in eval mode.
+
+    A checkpoint's recorded factory must be trusted (``edgedistill.trust``): edgedistill's own, or
+    covered by ``trust`` (modules, or exact ``module:function``) or by the stage running this.
+    """
     if isinstance(ref, str):
         ref = ModelRef(model=ref)
     path = Path(ref.model)
     if names_checkpoint(ref):
         data = read_checkpoint(path)
-        if data.get("kind") != CHECKPOINT_KIND:
-            raise UserError(
-                f"{path} is a raw state dict, not an edgedistill checkpoint: give the factory as model "
-                f"and this file as checkpoint"
-            )
-        model = _build(data["factory"], {**data.get("kwargs", {}), **ref.kwargs})
-        _load_weights(model, data["state_dict"], path)
+        factory, kwargs = _recorded(data, path)
+        with trusting(trust):
+            check_checkpoint(path, factory, kwargs)  # before anything it names is imported
+            model = _build(factory, {**kwargs, **ref.kwargs})
+        _load_weights(model, data.get("state_dict"), path)
     else:
         model = _build(ref.model, ref.kwargs)
         if ref.checkpoint:
@@ -96,13 +132,23 @@ def load_model(ref: ModelRef | str) -> nn.Module:
     return model.eval()
 
 
+def check_loadable(ref: ModelRef) -> None:
+    """Read a reference's checkpoint files and check their factories are trusted, without building anything:
+    cheap, so a stage can reject an empty, corrupt or untrusted file before its slow work."""
+    if names_checkpoint(ref):
+        path = Path(ref.model)
+        check_checkpoint(path, *_recorded(read_checkpoint(path), path))
+    elif ref.checkpoint:
+        read_checkpoint(ref.checkpoint)
+
+
 def factory_of(ref: ModelRef | str) -> tuple[str, dict[str, Any]]:
     """The factory string and kwargs that rebuild the architecture a reference names."""
     if isinstance(ref, str):
         ref = ModelRef(model=ref)
     if names_checkpoint(ref):
-        data = read_checkpoint(ref.model)
-        return data["factory"], {**data.get("kwargs", {}), **ref.kwargs}
+        factory, kwargs = _recorded(read_checkpoint(ref.model), Path(ref.model))
+        return factory, {**kwargs, **ref.kwargs}
     return ref.model, dict(ref.kwargs)
 
 

@@ -20,6 +20,9 @@ def set_verbose(verbose: bool) -> None:
     _verbose = verbose
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
+    # edgedistill speaks through logging, never `warnings`: every Python warning is third-party noise
+    # (torch's _pytree deprecations during an iOS validate, protobuf, ...) shown only with -v
+    warnings.simplefilter("default" if verbose else "ignore")
 
 
 @contextlib.contextmanager

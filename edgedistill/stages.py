@@ -23,10 +23,11 @@ from edgedistill.distillation.students import check_vocabulary
 from edgedistill.distillation.trainer import TrainResult, TrainSettings, train
 from edgedistill.errors import UserError
 from edgedistill.exporter import check_requested, export_student
-from edgedistill.fileio import ensure_writable_dir
+from edgedistill.fileio import check_writable_dir
 from edgedistill.huggingface import hf_directory
 from edgedistill.inference import check_compatible
-from edgedistill.modelref import count_parameters, factory_of, has_weights, load_model, save_checkpoint
+from edgedistill.modelref import check_loadable, count_parameters, factory_of, has_weights, load_model, save_checkpoint
+from edgedistill.trust import within_config
 from edgedistill.validation.device_outputs import validate_device_run
 from edgedistill.validation.harness import Report, check_bundle_classes, open_bundles, validate_bundles
 from edgedistill.validation.report import write_reports
@@ -50,6 +51,7 @@ def load_splits(config: PipelineConfig) -> Splits:
     return split(data, d.test_fraction, d.val_fraction, d.seed)
 
 
+@within_config
 def distill(config: PipelineConfig) -> DistillOutput:
     """Train the teacher if it is a bare factory (demo), then distill the student; write both checkpoints.
 
@@ -72,7 +74,7 @@ def _resume_path(config: PipelineConfig, out: Path) -> Path | None:
 
 
 def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
-    out = ensure_writable_dir(Path(config.out))
+    out = check_writable_dir(Path(config.out))  # created when the first file is written
     resume = _resume_path(config, out)
     splits = load_splits(config)
     torch.manual_seed(config.distill.seed)
@@ -124,18 +126,30 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
     return DistillOutput(teacher_ckpt, student_ckpt, result)
 
 
+def _check_inputs(config: PipelineConfig) -> None:
+    """Read the teacher's and student's checkpoint files (an empty, corrupt or untrusted one is refused) and
+    check the output folder, without building a model: what fails fast should fail before slow work."""
+    check_writable_dir(Path(config.out))
+    for ref in (config.student, config.teacher):
+        if has_weights(ref):
+            check_loadable(ref)
+
+
+@within_config
 def export(config: PipelineConfig) -> list[Path]:
     """Export the student named by ``config.student`` to every configured format and scheme."""
     if not has_weights(config.student):
         raise UserError(f"export needs a trained student: give its checkpoint (--student PATH), not {config.student.model}")
+    check_writable_dir(Path(config.out) / "bundles")
     artifacts = config.export.artifacts()
-    check_requested(artifacts)  # unknown format/scheme or missing backend: fail before loading anything
+    _check_inputs(config)  # every input is read before the backends load (seconds each)
     splits = load_splits(config)
+    e = config.export
+    calibration = read_calibration(e.calibration, splits.test.inputs) if e.calibration else None
+    check_requested(artifacts)  # unknown format/scheme or missing backend: fail before loading any model
     student = load_model(config.student)
     teacher = load_model(config.teacher) if has_weights(config.teacher) else None
     check_compatible(teacher or student, student, splits.test)
-    e = config.export
-    calibration = read_calibration(e.calibration, splits.test.inputs) if e.calibration else None
     return export_student(student, artifacts, out_dir=Path(config.out) / "bundles",
                           train=splits.train, test=splits.test, calibration_samples=e.calibration_samples,
                           teacher=teacher, temperature=config.distill.temperature, dynamic_batch=dynamic_batch_for(e),
@@ -154,6 +168,7 @@ def dynamic_batch_for(export_config) -> bool:
     return export_config.dynamic_batch
 
 
+@within_config
 def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[Path] | None = None) -> Report:
     """Validate bundles against the teacher and the fp32 student on the held-out split; write reports.
 
@@ -163,6 +178,7 @@ def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[P
     if not bundles:
         raise UserError("no bundles to validate")
     v = config.validate_
+    check_writable_dir(Path(config.out))  # a report that cannot be written fails before any model runs
     opened = open_bundles(bundles)  # missing files or a tampered model fail before anything runs
     if device_outputs:
         report = validate_device_run(opened, device_outputs, v.tolerances, top_k=v.top_k, ece_bins=v.ece_bins)
@@ -187,8 +203,11 @@ def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[P
     return report
 
 
+@within_config
 def run_pipeline(config: PipelineConfig) -> Report:
     """distill -> export -> validate, each stage reading what the previous one wrote."""
+    _check_inputs(config)
+    check_requested(config.export.artifacts())  # a bad format or scheme fails before training, not after
     produced = distill(config)
     chained = config.model_copy(deep=True)
     chained.teacher = chained.teacher.model_copy(update={"model": str(produced.teacher_checkpoint), "checkpoint": None, "kwargs": {}})

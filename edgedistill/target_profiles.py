@@ -63,7 +63,10 @@ def _read(name_or_path: str) -> tuple[str, dict[str, Any]]:
     if path.suffix == ".toml":
         if not path.is_file():
             raise UserError(f"target profile not found: {path}")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError) as exc:
+            raise UserError(f"target profile {path} is not a readable TOML text file: {str(exc)[:120]}") from None
     elif name_or_path in builtin_names():
         text = (BUILTIN / f"{name_or_path}.toml").read_text(encoding="utf-8")
     else:

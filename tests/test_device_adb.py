@@ -166,7 +166,8 @@ def test_summary_only_runners_through_fake_adb(tmp_path, bundles, fmt, tool, com
     result = json.loads((out / "bench.json").read_text())["results"][0]
     assert result["runner"] == tool and result["measured_on"] == "fake-local"
     latency = result["latency_ms"]
-    assert latency["n"] == 60 and 0 < latency["min"] <= latency["median"] <= latency["max"]
+    # whole microseconds: a tiny model's fastest run may print as 0, which is a measurement, not a failure
+    assert latency["n"] == 60 and 0 <= latency["min"] <= latency["median"] <= latency["max"] and latency["max"] > 0
     assert latency["p90"] is None, "two processes' percentiles cannot be pooled; nothing may be made up"
     assert result["load_ms"] > 0 and result["first_inference_ms"] is not None
     assert result["validation"] is None and "writes no outputs" in result["validation_note"]

@@ -59,6 +59,13 @@ def test_benchmark_model_classic_format():
     assert litert.parse("INFO: count=1 curr=1234\n", 0).summary["median"] == pytest.approx(1.234)
 
 
+def test_benchmark_model_whole_microseconds_can_be_zero():
+    """benchmark_model prints whole microseconds: a tiny model's fastest run is 0 µs, a real value."""
+    t = litert.parse("INFO: count=30 first=3 curr=0 min=0 max=3 avg=0.4 std=0 p5=0 median=0 p95=1\n", 0)
+    assert t.summary["n"] == 30 and t.summary["min"] == 0.0 and t.summary["median"] == 0.0
+    assert t.summary["max"] == pytest.approx(0.003)
+
+
 def test_onnxruntime_perf_test_percentiles_and_summary_formats():
     t = onnxruntime.parse(text("onnxruntime_perf_test_percentiles.txt"), warmup=1)
     assert t.summary["n"] == 20 and t.summary["p90"] == pytest.approx(0.122) and t.summary["median"] == pytest.approx(0.101)

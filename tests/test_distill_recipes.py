@@ -17,6 +17,7 @@ from edgedistill.inference import predict_logits
 from edgedistill.modelref import count_parameters, load_model, save_checkpoint
 from edgedistill.stages import distill
 
+TRUST = ["test_distill_recipes"]  # the teacher's factory lives in this test module, not in edgedistill
 ENV = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]), **ONE_THREAD}  # subprocesses find deep_teacher
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,17 +40,18 @@ def teacher_ckpt(tmp_path_factory):
 @pytest.mark.slow
 def test_derived_student_with_feature_loss_from_config(teacher_ckpt, tmp_path):
     config = tmp_path / "pipeline.toml"
-    config.write_text(f'out = "{tmp_path / "out"}"\n[teacher]\nmodel = "{teacher_ckpt}"\n[student]\nkeep_every = 2\n'
+    config.write_text(f'out = "{tmp_path / "out"}"\ntrust_factories = ["test_distill_recipes"]\n'
+                      f'[teacher]\nmodel = "{teacher_ckpt}"\n[student]\nkeep_every = 2\n'
                       '[distill]\nepochs = 4\n[[distill.losses.features]]\nstudent = "2"\nteacher = "3"\n'
                       'loss = "cosine"\nweight = 0.5\n', encoding="utf-8")
     proc = run_cli("distill", "--config", config, env=ENV)
     assert proc.returncode == 0, proc.stderr
     assert "student derived from the teacher, keeping its layers 1, 3" in proc.stderr
     assert "teacher 13,018 parameters, student 8,314" in proc.stderr  # reported before training
-    student = load_model(str(tmp_path / "out" / "student.pt"))
+    student = load_model(str(tmp_path / "out" / "student.pt"), trust=TRUST)
     assert len(student) == 5 and count_parameters(student) == 8314
     splits = split(load_dataset("digits"), 0.25, 0.1, 0)
-    teacher = load_model(str(teacher_ckpt))
+    teacher = load_model(str(teacher_ckpt), trust=TRUST)
     agree = (predict_logits(student, splits.test.inputs).argmax(1) == predict_logits(teacher, splits.test.inputs).argmax(1))
     assert float(agree.float().mean()) > 0.85
 
@@ -58,7 +60,8 @@ def test_derived_student_with_feature_loss_from_config(teacher_ckpt, tmp_path):
 def test_unknown_feature_module_fails_before_training(teacher_ckpt, tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text('[[distill.losses.features]]\nstudent = "0"\nteacher = "blocks.3"\n', encoding="utf-8")
-    proc = run_cli("distill", "--config", config, "--teacher", teacher_ckpt, "--out", tmp_path / "o", env=ENV)
+    proc = run_cli("distill", "--config", config, "--teacher", teacher_ckpt, "--out", tmp_path / "o",
+                   "--trust-factory", "test_distill_recipes", env=ENV)
     assert_one_line_error(proc, "the teacher has no module 'blocks.3'", "its modules include")
     assert not (tmp_path / "o" / "student.pt").exists()
 
@@ -66,7 +69,7 @@ def test_unknown_feature_module_fails_before_training(teacher_ckpt, tmp_path):
 @pytest.mark.slow
 def test_teacher_cache_is_reused_by_the_next_run(teacher_ckpt, tmp_path, caplog):
     overrides = {"teacher.model": str(teacher_ckpt), "out": str(tmp_path), "distill.epochs": 2,
-                 "distill.teacher_cache": "on"}
+                 "distill.teacher_cache": "on", "trust_factories": TRUST}
     with caplog.at_level(logging.DEBUG, logger="edgedistill"):
         distill(load_config(None, overrides))
         assert "digits-train: building (no cache yet)" in caplog.text
@@ -80,7 +83,8 @@ def test_teacher_cache_is_reused_by_the_next_run(teacher_ckpt, tmp_path, caplog)
 @pytest.mark.slow
 def test_inspect_teacher_prints_and_plots_each_temperature(teacher_ckpt, tmp_path):
     png = tmp_path / "t.png"
-    proc = run_cli("inspect-teacher", "--teacher", teacher_ckpt, "-T", "1,4,10", "--samples", "2", "--plot", png, env=ENV)
+    proc = run_cli("inspect-teacher", "--teacher", teacher_ckpt, "-T", "1,4,10", "--samples", "2", "--plot", png,
+                   "--trust-factory", "test_distill_recipes", env=ENV)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert sum(line.strip().startswith("T=") for line in lines) == 6  # 2 samples x 3 temperatures

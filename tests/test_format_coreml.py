@@ -167,7 +167,7 @@ def fmod_checkpoint(tmp_path_factory) -> tuple[Path, Path]:
 def test_unlowerable_operator_is_one_line_error_via_cli(fmod_checkpoint, tmp_path):
     folder, ckpt = fmod_checkpoint
     proc = run_cli("export", "--student", ckpt, "--data", "digits", "--format", "coreml", "-q", "fp16",
-                   "--out", tmp_path, env={"PYTHONPATH": f"{Path(__file__).resolve().parents[1]}:{folder}"})
+                   "--trust-factory", "unlowerable_models", "--out", tmp_path, env={"PYTHONPATH": f"{Path(__file__).resolve().parents[1]}:{folder}"})
     assert_one_line_error(proc, "format coreml cannot lower operator fmod")
     bundles = tmp_path / "bundles"
     assert not bundles.exists() or not any(bundles.iterdir()), "a failed export left files behind"
@@ -181,7 +181,7 @@ def test_error_suggests_the_formats_that_accepted_the_model(fmod_checkpoint, tmp
     splits = split(load_dataset("digits"), 0.25, 0.1, seed=0)
     artifacts = [ArtifactSpec(format="coreml", quantization="fp32"), ArtifactSpec(format="executorch")]
     with pytest.raises(UserError) as err:
-        export_student(load_model(str(ckpt)), artifacts, out_dir=tmp_path, train=splits.train, test=splits.test,
+        export_student(load_model(str(ckpt), trust=["unlowerable_models"]), artifacts, out_dir=tmp_path, train=splits.train, test=splits.test,
                        calibration_samples=64)
     message = str(err.value)
     assert "cannot lower operator fmod" in message and "formats that accepted the model (bundles written): executorch" in message

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from conftest import run_cli
+
+TRUST = ("--trust-factory", "tests.outlier_model")  # the student's factory is this test suite's, not edgedistill's
 from outlier_model import outlier_mlp
 
 FAST = ("--no-memory", "--no-plots", "--set", "validate.latency_samples=5")
@@ -35,7 +37,8 @@ def outlier_bundle(demo_out, tmp_path_factory):
         model[2].bias[0] = model[2].bias[0].abs() * 1000.0 + 1000.0  # always active, always huge
         model[4].weight[:, 0] /= 1000.0
     student = save_checkpoint(model, out / "student.pt", "tests.outlier_model:outlier_mlp")
-    proc = run_cli("export", "--student", student, "--teacher", demo_out / "teacher.pt", "-q", "int8", "--out", out)
+    proc = run_cli("export", "--student", student, "--teacher", demo_out / "teacher.pt", "-q", "int8", "--out", out,
+                   *TRUST)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out, student, out / "bundles" / "student-executorch-int8"
 
@@ -44,7 +47,7 @@ def outlier_bundle(demo_out, tmp_path_factory):
 def test_outlier_layer_is_named_and_repair_keeps_it_in_float(demo_out, outlier_bundle, tmp_path):
     out, student, bundle = outlier_bundle
     proc = run_cli("validate", bundle, "--teacher", demo_out / "teacher.pt", "--student", student, "--repair",
-                   "--out", tmp_path, *FAST)
+                   "--out", tmp_path, *FAST, *TRUST)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # the bundle that was given still fails
     report = json.loads((tmp_path / "report.json").read_text())
     row = next(r for r in report["rows"] if r["path"] == str(bundle))
@@ -60,7 +63,7 @@ def test_outlier_layer_is_named_and_repair_keeps_it_in_float(demo_out, outlier_b
 
     # the repaired bundle passes the gate on its own
     proc = run_cli("validate", repaired, "--teacher", demo_out / "teacher.pt", "--student", student,
-                   "--out", tmp_path / "again", *FAST)
+                   "--out", tmp_path / "again", *FAST, *TRUST)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -28,18 +28,23 @@ def run(args: argparse.Namespace) -> int:
     if common.dry_run(args, config):
         return 0
     from edgedistill.calibrate import build, write
-    from edgedistill.inference import predict_logits
+    from edgedistill.inference import check_compatible, predict_logits
     from edgedistill.errors import UserError
-    from edgedistill.fileio import sha256_file
+    from edgedistill.fileio import check_writable_dir, sha256_file
     from edgedistill.modelref import has_weights, load_model
     from edgedistill.stages import load_splits
+    from edgedistill.trust import trusted_for, trusting
 
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
+    check_writable_dir(Path(config.out))
     train = load_splits(config).train
     logits = None
     if has_weights(config.teacher):
-        logits = predict_logits(load_model(config.teacher), train.inputs).numpy()
+        with trusting(trusted_for(config)):
+            teacher = load_model(config.teacher)
+        check_compatible(teacher, teacher, train)  # wrong feature count: one line, not a torch shape error
+        logits = predict_logits(teacher, train.inputs).numpy()
     inputs, recipe = build(train, args.n, logits, args.seed)
     if logits is not None and Path(config.teacher.model).is_file():
         recipe["teacher_sha256"] = sha256_file(Path(config.teacher.model))

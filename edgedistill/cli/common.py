@@ -16,6 +16,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set distill.epochs=10 (repeatable)")
     parser.add_argument("--out", metavar="DIR", help="output folder (config: out; default ./edgedistill-out)")
+    parser.add_argument("--trust-factory", action="append", default=[], metavar="MODULE",
+                        help="let checkpoints call factories from MODULE (or exactly MODULE:FUNCTION); edgedistill's "
+                        "own are always trusted (config: trust_factories; repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config as TOML and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="show third-party logs and warnings")
 
@@ -27,7 +30,10 @@ def resolve(args: argparse.Namespace, flags: dict[str, str]) -> PipelineConfig:
     for dest, key in flags.items():
         if getattr(args, dest, None) is not None:  # an absent flag must not hide --set for the same key
             overrides[key] = getattr(args, dest)
-    return load_config(args.config, overrides)
+    config = load_config(args.config, overrides)
+    if args.trust_factory:  # added to the config's list, not replacing it
+        config.trust_factories = [*config.trust_factories, *args.trust_factory]
+    return config
 
 
 def dry_run(args: argparse.Namespace, config: PipelineConfig) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from edgedistill.cli import common
@@ -16,8 +17,8 @@ def _temperatures(value: str) -> list[float]:
         values = [float(v) for v in common.comma_list(value)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers like 1,2,4,10, got {value!r}") from None
-    if not values or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"temperatures must be > 0, got {value!r}")
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"temperatures must be > 0 and finite, got {value!r}")
     return values
 
 
@@ -44,15 +45,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--samples and --top must be at least 1")
     from edgedistill.data import take
     from edgedistill.distillation import temperature
-    from edgedistill.inference import predict_logits
+    from edgedistill.inference import check_compatible, predict_logits
     from edgedistill.modelref import has_weights, load_model
     from edgedistill.stages import load_splits
+    from edgedistill.trust import trusted_for, trusting
 
     if not has_weights(config.teacher):
         raise UserError(f"teacher {config.teacher.model} has no trained weights: give a checkpoint "
                         f"(e.g. edgedistill-out/teacher.pt) or a Hugging Face directory")
     test = load_splits(config).test
-    teacher = load_model(config.teacher)
+    with trusting(trusted_for(config)):
+        teacher = load_model(config.teacher)
+    check_compatible(teacher, teacher, test)  # wrong feature count: one line, not a torch shape error
     shown = min(args.samples, len(test))
     logits = predict_logits(teacher, take(test.inputs, slice(0, max(shown, 256)))).numpy()
     labels = test.labels if test.labels and len(test.labels) == logits.shape[1] else None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from edgedistill.cli import common
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("targets", help="list formats and device profiles, and what this machine can build and run")
-    p.add_argument("-v", "--verbose", action="store_true", help="show third-party logs and warnings")
+    common.add_common(p)  # like every verb: --dry-run prints the resolved config and exits
     p.set_defaults(run=run)
 
 
@@ -29,6 +31,9 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    config = common.resolve(args, {})
+    if common.dry_run(args, config):
+        return 0
     from edgedistill import formats
     from edgedistill.quiet import quiet
     from edgedistill.target_profiles import builtin_names, load_profile

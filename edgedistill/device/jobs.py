@@ -60,7 +60,7 @@ def prepare_jobs(bundles: list[Path], runner: Path | None, runner_kind: str | No
             raise UserError(f"runner {kind} does not run {manifest.format} bundles ({Path(folder).name})")
         if runner is None and kind != "python":
             raise UserError(f"bundle {Path(folder).name} needs a device-built {kind}: give it with --runner PATH")
-        jobs.append(BundleJob(Path(folder), manifest, model, read_golden(folder), kind, runner))
+        jobs.append(BundleJob(Path(folder), manifest, model, read_golden(folder, manifest), kind, runner))
     return jobs
 
 

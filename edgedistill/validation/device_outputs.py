@@ -14,6 +14,7 @@ A raw little-endian float32 file (``.bin``, as ExecuTorch's ``executor_runner`` 
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def read_outputs(path: str | Path, count: int, num_classes: int) -> tuple[np.nda
                     raise UserError(f"device outputs {path} have neither 'logits' nor 'probs' (found: {', '.join(npz.files)})")
                 values = npz[kind]
                 meta = {key: _string(npz, key, path) for key in meta}
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
             raise UserError(f"device outputs {path} are not a readable .npz: {str(exc)[:200]}") from None
     if values.shape != (count, num_classes):
         raise UserError(f"device outputs {path}: '{kind}' has shape {values.shape}, expected ({count}, {num_classes})")

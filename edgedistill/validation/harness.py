@@ -45,7 +45,7 @@ def open_bundles(folders: list[Path]) -> list[OpenBundle]:
     opened = []
     for folder in map(Path, folders):
         manifest, model_path = read_bundle(folder)
-        read_golden(folder)  # a bundle without its golden data is incomplete for the apps
+        read_golden(folder, manifest)  # a bundle without its golden data is incomplete for the apps
         opened.append(OpenBundle(folder, manifest, model_path))
     return opened
 

@@ -51,7 +51,10 @@ def peak_memory_mb(kind: str, path: Path, inputs: dict[str, np.ndarray], n: int 
     with tempfile.TemporaryDirectory() as tmp:
         sample = Path(tmp) / "inputs.npz"
         np.savez(sample, **{k: v[:n] for k, v in inputs.items()})
-        cmd = [sys.executable, "-m", "edgedistill.validation.profile", kind, str(path), str(sample)]
+        from edgedistill.trust import current
+
+        # the probe loads the checkpoint afresh: it trusts what this process trusts, no more
+        cmd = [sys.executable, "-m", "edgedistill.validation.profile", kind, str(path), str(sample), *current()]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -64,7 +67,7 @@ def peak_memory_mb(kind: str, path: Path, inputs: dict[str, np.ndarray], n: int 
         return None
 
 
-def _probe(kind: str, path: str, inputs: str) -> float:
+def _probe(kind: str, path: str, inputs: str, *trusted: str) -> float:
     import torch  # noqa: F401  (imported before the baseline so it is not counted)
 
     with np.load(inputs) as npz:
@@ -79,9 +82,11 @@ def _probe(kind: str, path: str, inputs: str) -> float:
         load = lambda: fmt.load(model_path, manifest.max_batch)  # noqa: E731
     else:
         from edgedistill.modelref import load_model
+        from edgedistill.trust import trusting
 
         def load():
-            model = load_model(path)
+            with trusting(trusted):
+                model = load_model(path)
             return lambda *a: model(*(torch.from_numpy(v) for v in a))
 
     baseline = _status_kb("VmRSS")
@@ -97,5 +102,5 @@ if __name__ == "__main__":
     from edgedistill.quiet import quiet
 
     with quiet():
-        peak = _probe(*sys.argv[1:4])
+        peak = _probe(*sys.argv[1:])
     print(json.dumps({"peak_mb": peak}))

@@ -87,20 +87,31 @@ def markdown(report: Report) -> str:
         lines += ["", f"Repair of {repair['bundle']}: {repair['summary']}"]
     if report.plots:
         lines += ["", "Plots: " + ", ".join(f"[{name}]({Path(path).name})" for name, path in report.plots.items())]
-    head, _, rest = verdict(report).partition(":")
-    lines += ["", f"**{head}**:{rest}"]
+    head, rest = _verdict_parts(report)
+    lines += ["", f"**{head}**: {rest}"]
     return "\n".join(lines) + "\n"
 
 
-def verdict(report: Report) -> str:
-    """The last line of every report."""
-    if report.status == "fail":
-        return "FAIL: see the failed checks above"
+def _verdict_parts(report: Report) -> tuple[str, str]:
+    """(headline, explanation); the headline says how many artifacts were not run here, and why."""
     if report.status == "not run":
-        return "NOT RUN: no artifact could run on this machine (nothing was checked)"
-    skipped = [r.name for r in report.rows if r.not_run]
-    return "PASS: every artifact agrees with the teacher within tolerance" + (
-        f" ({len(skipped)} not run here: {', '.join(skipped)})" if skipped else "")
+        return "NOT RUN", "no artifact could run on this machine (nothing was checked)"
+    head = "FAIL" if report.status == "fail" else "PASS"
+    skipped = report.not_run
+    if skipped:
+        total = len([r for r in report.rows if r.role in ("artifact", "device")])
+        reasons = "; ".join(dict.fromkeys(r.not_run or "" for r in skipped))  # distinct, in order
+        head += f" ({len(skipped)} of {total} not run here: {reasons})"
+    if report.status == "fail":
+        return head, "see the failed checks above"
+    return head, "every artifact that ran agrees with the teacher within tolerance" if skipped else \
+        "every artifact agrees with the teacher within tolerance"
+
+
+def verdict(report: Report) -> str:
+    """The last line of every report, e.g. ``PASS (2 of 3 not run here: <reason>): ...``."""
+    head, rest = _verdict_parts(report)
+    return f"{head}: {rest}"
 
 
 def text_table(report: Report) -> str:

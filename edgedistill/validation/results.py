@@ -103,16 +103,23 @@ class Report:
         return next(r for r in self.rows if r.role == role)
 
     @property
+    def not_run(self) -> list[Row]:
+        """Artifacts that could not run on this machine (their checks were skipped)."""
+        return [r for r in self.rows if r.role in ("artifact", "device") and r.not_run]
+
+    @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.rows)
+        """The gate: no check failed and at least one artifact ran (a run that checked nothing never passes),
+        the same for Python callers and the CLI."""
+        return self.status == "pass"
 
     @property
     def status(self) -> str:
         """'fail' when a check failed, 'not run' when no artifact could run here, else 'pass'."""
-        if not self.passed:
+        if not all(r.passed for r in self.rows):
             return "fail"
         checked = [r for r in self.rows if r.role in ("artifact", "device")]
-        return "not run" if checked and all(r.not_run for r in checked) else "pass"
+        return "not run" if not checked or len(self.not_run) == len(checked) else "pass"
 
     def class_name(self, index: int) -> str:
         """A class's label when the data names them, else its index."""
