@@ -11,9 +11,10 @@ palettize_weights) and ``int8`` activations (iOS 17+). coremltools' own activati
 calibrates through ``predict`` and so runs only on macOS; instead int8 is pt2e quantization with
 Core ML's quantizer, calibrated in PyTorch here, and the quantized program is converted as is.
 
-A ``.mlpackage`` is a folder. Core ML predicts only on macOS: on other systems ``load`` raises
-HostRunUnavailable, and export checks what it can (the package loads as a spec with the right
-input and output names and shapes).
+A ``.mlpackage`` is a folder. Core ML predicts only on macOS; on other systems ``load`` returns the
+Core ML reference evaluator (``edgedistill.coreml_reference``), which executes the saved ML Program op
+by op in numpy with fp16 rounding where the program computes in fp16, so export's run-back and
+``validate`` check every Core ML artifact numerically on Linux too (labelled as not Apple's runtime).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from edgedistill.errors import UserError, require
-from edgedistill.formats.base import ExportInfo, HostRunUnavailable, lowering_error
+from edgedistill.formats.base import ExportInfo, lowering_error
 
 NAME = "coreml"
 SUFFIX = ".mlpackage"
@@ -50,8 +51,16 @@ def missing() -> str | None:
 
 
 def host_run_problem(options: dict | None = None) -> str | None:
-    """Why this machine cannot run a Core ML model (None on macOS)."""
-    return None if platform.system() == "Darwin" else f"Core ML runs only on macOS (this is {platform.system()})"
+    """None: macOS runs Core ML itself, every other system the Core ML reference evaluator."""
+    return None
+
+
+def runtime_label() -> str | None:
+    """How reports name what runs Core ML artifacts here: None for Apple's runtime (macOS), else the
+    reference evaluator's label."""
+    from edgedistill.coreml_reference import LABEL
+
+    return None if platform.system() == "Darwin" else LABEL
 
 
 def _enum(kind: Any, value: str, key: str) -> Any:
@@ -89,7 +98,40 @@ def int8_quantizer() -> Any:
         global_config=ct.optimize.torch.quantization.ModuleLinearQuantizerConfig(
             quantization_scheme="symmetric", activation_dtype=torch.quint8, weight_dtype=torch.qint8,
             weight_per_channel=True))
-    return CoreMLQuantizer(config)
+    return _IntegerSafe(CoreMLQuantizer(config))
+
+
+class _IntegerSafe:
+    """A pt2e quantizer that never observes integer tensors (token ids, masks, index arithmetic):
+    CoreMLQuantizer annotates ops by pattern, so an ``add`` of int64 ids gets a fake-quantize that
+    cannot run on integers ("not implemented for 'Long'")."""
+
+    def __init__(self, quantizer: Any):
+        self._quantizer = quantizer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._quantizer, name)
+
+    def annotate(self, model: Any) -> Any:
+        model = self._quantizer.annotate(model)
+        for node in model.graph.nodes:
+            note = node.meta.get("quantization_annotation")
+            if note is None:
+                continue
+            if not _is_float(node):
+                del node.meta["quantization_annotation"]
+                continue
+            for source in [n for n in note.input_qspec_map if not _is_float(n)]:
+                del note.input_qspec_map[source]
+        return model
+
+    def validate(self, model: Any) -> None:
+        self._quantizer.validate(model)
+
+
+def _is_float(node: Any) -> bool:
+    value = node.meta.get("val") if hasattr(node, "meta") else None
+    return not isinstance(value, torch.Tensor) or value.dtype.is_floating_point
 
 
 def _compress(mlmodel: Any, scheme: str, threshold: int) -> Any:
@@ -114,8 +156,37 @@ def _convert(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], scheme:
     if scheme == "int8":
         require_calibration(calibration)
         model = calibrated(model, example_inputs, int8_quantizer(), calibration, shapes)
-    program = torch.export.export(model, example_inputs, dynamic_shapes=shapes).run_decompositions({})
+    # the default decomposition table: coremltools has no converter for e.g. aten.new_ones
+    program = torch.export.export(model, example_inputs, dynamic_shapes=shapes).run_decompositions()
+    if precision == ct.precision.FLOAT16:
+        fp16_safe_constants(program)
     return ct.convert(program, convert_to="mlprogram", minimum_deployment_target=target, compute_precision=precision)
+
+
+FP16_SAFE = float(np.finfo(np.float16).max) / 2
+
+
+def fp16_safe_constants(program: Any) -> int:
+    """Clamp float literals beyond fp16's range (attention masks fill with ``finfo(float32).min``) to
+    ±``FP16_SAFE``, in place; returns how many changed. Cast to fp16 they would become ±inf, and an
+    all-masked softmax row then gives NaN; half of fp16's max leaves room to add scores without overflow."""
+    changed = 0
+
+    def clamp(value: Any) -> Any:
+        nonlocal changed
+        if isinstance(value, float) and abs(value) > float(np.finfo(np.float16).max):
+            changed += 1
+            return float(np.sign(value)) * FP16_SAFE
+        return value
+
+    for node in program.graph.nodes:
+        node.args = tuple(clamp(a) for a in node.args)
+        node.kwargs = {k: clamp(v) for k, v in node.kwargs.items()}
+    for name, value in list(program.constants.items()):  # lifted scalar tensors
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() and value.abs().max() > FP16_SAFE * 2:
+            program.constants[name] = value.clamp(-FP16_SAFE, FP16_SAFE)
+            changed += 1
+    return changed
 
 
 def _renamed(mlmodel: Any, names: list[str]) -> Any:
@@ -188,6 +259,8 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
 class MLPackageRunner:
     """Runs an ``.mlpackage`` with Core ML (macOS only)."""
 
+    label = None  # Apple's runtime: reports need no caveat
+
     def __init__(self, path: Path, max_batch: int | None = None):
         import coremltools as ct
 
@@ -202,10 +275,17 @@ class MLPackageRunner:
         return np.asarray(self._model.predict(feed)["logits"], dtype=np.float32)
 
 
-def load(path: Path, max_batch: int | None = None) -> MLPackageRunner:
-    """Load an ``.mlpackage`` for prediction; HostRunUnavailable anywhere but macOS."""
+def load_reference(path: Path, max_batch: int | None = None) -> Any:
+    """The Core ML reference evaluator for an ``.mlpackage`` (any OS); ``CannotCheck`` names an op it lacks."""
     require("coremltools", EXTRA, "coremltools")
-    problem = host_run_problem()
-    if problem:
-        raise HostRunUnavailable(f"{problem}: {Path(path).name} was converted and checked, not run")
-    return MLPackageRunner(path, max_batch)
+    from edgedistill.coreml_reference.evaluator import ReferenceEvaluator
+
+    return ReferenceEvaluator(Path(path), max_batch)
+
+
+def load(path: Path, max_batch: int | None = None) -> Any:
+    """Load an ``.mlpackage`` for prediction: Core ML on macOS, the reference evaluator elsewhere."""
+    require("coremltools", EXTRA, "coremltools")
+    if platform.system() == "Darwin":
+        return MLPackageRunner(path, max_batch)
+    return load_reference(path, max_batch)
