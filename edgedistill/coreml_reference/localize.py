@@ -47,11 +47,16 @@ def student_activations(student: nn.Module, inputs: dict[str, np.ndarray], dynam
 
 
 def relative_error(reference: np.ndarray, candidate: np.ndarray) -> float:
-    """‖candidate − reference‖ / ‖reference‖ (non-finite candidates count as infinitely wrong)."""
+    """‖candidate − reference‖ / ‖reference‖ over the finite elements; an inf/NaN where the reference
+    has none (or a different one) counts as infinitely wrong."""
     candidate = candidate.astype(np.float64).reshape(-1)
     reference = reference.astype(np.float64).reshape(-1)
-    if not np.isfinite(candidate).all():
+    finite = np.isfinite(reference)
+    if not np.array_equal(finite, np.isfinite(candidate)):
         return float("inf")
+    if not np.array_equal(candidate[~finite], reference[~finite], equal_nan=True):
+        return float("inf")
+    candidate, reference = candidate[finite], reference[finite]
     return float(np.linalg.norm(candidate - reference) / max(np.linalg.norm(reference), 1e-12))
 
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from edgedistill.errors import UserError, require
 from edgedistill.formats.base import ExportInfo, lowering_error
+from edgedistill.formats.graph_rewrites import IntegerSafeQuantizer, fp16_safe_constants
 
 NAME = "coreml"
 SUFFIX = ".mlpackage"
@@ -98,40 +99,7 @@ def int8_quantizer() -> Any:
         global_config=ct.optimize.torch.quantization.ModuleLinearQuantizerConfig(
             quantization_scheme="symmetric", activation_dtype=torch.quint8, weight_dtype=torch.qint8,
             weight_per_channel=True))
-    return _IntegerSafe(CoreMLQuantizer(config))
-
-
-class _IntegerSafe:
-    """A pt2e quantizer that never observes integer tensors (token ids, masks, index arithmetic):
-    CoreMLQuantizer annotates ops by pattern, so an ``add`` of int64 ids gets a fake-quantize that
-    cannot run on integers ("not implemented for 'Long'")."""
-
-    def __init__(self, quantizer: Any):
-        self._quantizer = quantizer
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._quantizer, name)
-
-    def annotate(self, model: Any) -> Any:
-        model = self._quantizer.annotate(model)
-        for node in model.graph.nodes:
-            note = node.meta.get("quantization_annotation")
-            if note is None:
-                continue
-            if not _is_float(node):
-                del node.meta["quantization_annotation"]
-                continue
-            for source in [n for n in note.input_qspec_map if not _is_float(n)]:
-                del note.input_qspec_map[source]
-        return model
-
-    def validate(self, model: Any) -> None:
-        self._quantizer.validate(model)
-
-
-def _is_float(node: Any) -> bool:
-    value = node.meta.get("val") if hasattr(node, "meta") else None
-    return not isinstance(value, torch.Tensor) or value.dtype.is_floating_point
+    return IntegerSafeQuantizer(CoreMLQuantizer(config))
 
 
 def _compress(mlmodel: Any, scheme: str, threshold: int) -> Any:
@@ -161,32 +129,6 @@ def _convert(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], scheme:
     if precision == ct.precision.FLOAT16:
         fp16_safe_constants(program)
     return ct.convert(program, convert_to="mlprogram", minimum_deployment_target=target, compute_precision=precision)
-
-
-FP16_SAFE = float(np.finfo(np.float16).max) / 2
-
-
-def fp16_safe_constants(program: Any) -> int:
-    """Clamp float literals beyond fp16's range (attention masks fill with ``finfo(float32).min``) to
-    ±``FP16_SAFE``, in place; returns how many changed. Cast to fp16 they would become ±inf, and an
-    all-masked softmax row then gives NaN; half of fp16's max leaves room to add scores without overflow."""
-    changed = 0
-
-    def clamp(value: Any) -> Any:
-        nonlocal changed
-        if isinstance(value, float) and abs(value) > float(np.finfo(np.float16).max):
-            changed += 1
-            return float(np.sign(value)) * FP16_SAFE
-        return value
-
-    for node in program.graph.nodes:
-        node.args = tuple(clamp(a) for a in node.args)
-        node.kwargs = {k: clamp(v) for k, v in node.kwargs.items()}
-    for name, value in list(program.constants.items()):  # lifted scalar tensors
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() and value.abs().max() > FP16_SAFE * 2:
-            program.constants[name] = value.clamp(-FP16_SAFE, FP16_SAFE)
-            changed += 1
-    return changed
 
 
 def _renamed(mlmodel: Any, names: list[str]) -> Any:
