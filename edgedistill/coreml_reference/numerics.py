@@ -1,6 +1,7 @@
 """What fp16 (or any precision) did to a program: where inf/NaN first appear, and whether they reach
-the outputs. A constant that overflowed fp16 (an attention mask's ``finfo(float32).min``) shows as a
-non-finite constant; the first op producing inf/NaN is named; the outputs say whether it mattered."""
+the outputs. A non-finite constant (an fp32 mask value such as ``finfo(float32).min`` overflowed to
+-inf in fp16, or an infinity the model uses on purpose) is listed; the first op producing inf/NaN is
+named; the outputs say whether it mattered."""
 
 from __future__ import annotations
 
@@ -20,16 +21,20 @@ class Numerics:
         self.precision = precision
         self.constants = sorted(name for name, v in constants.items()
                                 if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.isfinite(v).all())
-        self.first_op: dict[str, str] | None = None
+        self.first_op: dict[str, str] | None = None  # first op with an inf or NaN in its output
+        self.first_nan: dict[str, str] | None = None  # first op with a NaN (what usually does the damage)
         self.samples = 0
         self.bad_samples = 0
 
     def observe(self, step: Any, values: list[np.ndarray]) -> None:
-        if self.first_op is not None:
+        if self.first_nan is not None:
             return
         for value in values:
             if value.dtype.kind == "f" and not np.isfinite(value).all():
-                self.first_op = {"op": step.name, "type": step.op_type, "value": _kind(value)}
+                where = {"op": step.name, "type": step.op_type, "value": _kind(value)}
+                self.first_op = self.first_op or where
+                if where["value"] == "NaN":
+                    self.first_nan = where
                 return
 
     def observe_outputs(self, outputs: list[np.ndarray]) -> None:
@@ -44,6 +49,7 @@ class Numerics:
     def to_dict(self) -> dict[str, Any]:
         """For report.json: precision, non-finite constants, first non-finite op, samples affected, summary."""
         return {"precision": self.precision, "nonfinite_constants": self.constants, "first_nonfinite_op": self.first_op,
+                "first_nan_op": self.first_nan,
                 "samples": self.samples, "nonfinite_output_samples": self.bad_samples, "summary": self.summary()}
 
     def summary(self) -> str:
@@ -52,9 +58,12 @@ class Numerics:
             return f"{self.precision} program: no inf or NaN in any op on {self.samples} samples"
         parts = []
         if self.constants:
-            parts.append(f"constant(s) {', '.join(self.constants[:3])} overflowed to inf")
+            parts.append(f"constant(s) {', '.join(self.constants[:3])} are inf/NaN (an infinity in the model, "
+                         f"or a value beyond the precision's range)")
         if self.first_op:
             parts.append(f"first {self.first_op['value']} at op {self.first_op['type']} '{self.first_op['op']}'")
+        if self.first_nan and self.first_nan is not self.first_op:
+            parts.append(f"first NaN at op {self.first_nan['type']} '{self.first_nan['op']}'")
         verdict = (f"outputs inf/NaN on {self.bad_samples} of {self.samples} samples" if self.bad_samples
                    else f"outputs finite on all {self.samples} samples (harmless here)")
         return f"{self.precision} program: " + "; ".join(parts) + f"; {verdict}"
