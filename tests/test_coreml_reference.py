@@ -234,3 +234,49 @@ def test_transformer_encoder_int8_activations_agree_with_its_student(tmp_path):
 
     model, splits = trained_encoder()
     assert_within_tolerance(model, export(model, splits.test, ("int8",), tmp_path)["int8"], splits.test)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from format_models import trained_digits
+
+    return trained_digits()
+
+
+@pytest.mark.parametrize("scheme", ["int8-weight", "palettize4"])
+def test_ios18_compressed_weights_decode(digits, scheme, tmp_path):
+    """With an iOS 18 target coremltools emits the iOS 18 constexpr ops; they decode too."""
+    import coremltools as ct
+
+    model, splits = digits
+    example = tuple(torch.as_tensor(v[:2]) for v in splits.test.inputs.values())
+    path = tmp_path / "digits.mlpackage"
+    coreml.export(model, example, scheme=scheme, path=path,
+                  options={"input_names": list(splits.test.inputs), "minimum_deployment_target": "iOS18"})
+    program = ct.models.MLModel(str(path), skip_model_load=True).get_spec().mlProgram
+    ops = {op.type for fn in program.functions.values() for b in fn.block_specializations.values() for op in b.operations}
+    assert ops & {"constexpr_blockwise_shift_scale", "constexpr_lut_to_dense"}
+    runner = coreml.load_reference(path)
+    measured = metrics.compare(predict_logits(model, splits.test.inputs).numpy(), run_batched(runner, splits.test.inputs))
+    assert measured["top1_agreement"] >= TOLERANCES[scheme].min_student_top1, measured
+
+
+def test_compressed_weights_decode_close_to_the_students(digits, tmp_path):
+    """Decoded int8 weights are within half a quantization step (per output channel) of PyTorch's;
+    a 4-bit palettized weight takes at most 16 distinct values close to PyTorch's."""
+    model, splits = digits
+    example = tuple(torch.as_tensor(v[:2]) for v in splits.test.inputs.values())
+    torch_weights = {tuple(p.shape): p.detach().numpy() for n, p in model.named_parameters() if n.endswith("weight")}
+    for scheme in ("int8-weight", "palettize4"):
+        path = tmp_path / f"{scheme}.mlpackage"
+        coreml.export(model, example, scheme=scheme, path=path, options={"input_names": list(splits.test.inputs)})
+        runner = coreml.load_reference(path)
+        for step in (s for s in runner.program.steps if s.op_type == "linear"):
+            decoded = runner.program.constants[step.inputs["weight"]].astype(np.float32)
+            want = torch_weights[decoded.shape]
+            if scheme == "int8-weight":
+                step_size = np.abs(want).max(axis=1, keepdims=True) / 127
+                assert (np.abs(decoded - want) <= step_size * 0.5 + 1e-3).all()
+            else:
+                assert len(np.unique(decoded)) <= 16
+                assert np.abs(decoded - want).mean() < 0.1 * np.abs(want).mean() + 1e-3

@@ -67,7 +67,7 @@ class ReferenceEvaluator:
         known, runtime = self.program.constants, []
         for step in self.program.steps:
             refs = [r for ref in step.inputs.values() for r in (ref if isinstance(ref, list) else [ref])]
-            if all(r in known for r in refs) and step.op_type != "shape":
+            if all(r in known for r in refs):
                 execute(step, known)
             else:
                 runtime.append(step)
