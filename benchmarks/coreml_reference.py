@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from format_models import trained_digits  # noqa: E402
 
-from edgedistill.distillation.trainer import predict_logits  # noqa: E402
+from edgedistill.inference import predict_logits  # noqa: E402
 from edgedistill.formats import coreml  # noqa: E402
 from edgedistill.formats.base import run_batched  # noqa: E402
 from edgedistill.quiet import quiet  # noqa: E402

@@ -20,7 +20,7 @@ from edgedistill.bundle import read_bundle
 from edgedistill.config import ArtifactSpec, ValidateConfig
 from edgedistill.coreml_reference import LABEL, CannotCheck
 from edgedistill.data import load_dataset, split
-from edgedistill.distillation.trainer import predict_logits
+from edgedistill.inference import predict_logits
 from edgedistill.exporter import export_student
 from edgedistill.fileio import sha256_file
 from edgedistill.formats import coreml
