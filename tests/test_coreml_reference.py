@@ -82,7 +82,6 @@ def test_minilm_fp16_masking_stays_finite_even_when_everything_is_masked(minilm)
     assert (got.argmax(1) == want.argmax(1)).all()
 
 
-@pytest.mark.heavy
 UNEXPLAINED = ("measured on this machine (2026-12-02): top-1 vs the student {} < 0.95; not yet shown whether "
                "the loss is the scheme's (4-bit tables / uint8 activations on a 6-layer transformer, calibrated "
                "on 24 samples) or the evaluator's: compare with PyTorch running the decoded program")
@@ -92,6 +91,7 @@ UNEXPLAINED = ("measured on this machine (2026-12-02): top-1 vs the student {} <
     "int8-weight", "palettize8", "palettize6",
     pytest.param("palettize4", marks=pytest.mark.xfail(reason=UNEXPLAINED.format("0.75"), strict=False)),
     pytest.param("int8", marks=pytest.mark.xfail(reason=UNEXPLAINED.format("0.54"), strict=False))])
+@pytest.mark.heavy
 def test_pretrained_minilm_compressed_agrees_with_its_student(minilm, scheme, tmp_path):
     model, data, _ = minilm
     assert_within_tolerance(model, export(model, data, (scheme,), tmp_path)[scheme], data)
