@@ -22,7 +22,8 @@ def _status(fmt_name: str, options: dict) -> tuple[str, str]:
     if missing:
         return "no", missing
     run_problem = module.host_run_problem(options)
-    return "yes", run_problem or "yes"
+    label = getattr(module, "runtime_label", lambda: None)() if not run_problem else None
+    return "yes", run_problem or (f"yes, in the {label}" if label else "yes")
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:

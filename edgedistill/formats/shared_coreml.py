@@ -1,5 +1,6 @@
 """Core ML pieces shared by the ``coreml`` format and the ExecuTorch Core ML delegate (``executorch``
-with ``backend = "coreml"``): the compile options both accept, and the pt2e int8 quantizer both use.
+with ``backend = "coreml"``): the compile options both accept, and the pt2e int8 quantizer both use
+(which never observes integer tensors: token ids and masks stay integers).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 
 from edgedistill.errors import UserError, require
+from edgedistill.formats.graph_rewrites import IntegerSafeQuantizer
 
 OPTIONS = ("minimum_deployment_target", "compute_precision", "compute_units", "weight_threshold")
 
@@ -48,4 +50,4 @@ def int8_quantizer() -> Any:
         global_config=ct.optimize.torch.quantization.ModuleLinearQuantizerConfig(
             quantization_scheme="symmetric", activation_dtype=torch.quint8, weight_dtype=torch.qint8,
             weight_per_channel=True))
-    return CoreMLQuantizer(config)
+    return IntegerSafeQuantizer(CoreMLQuantizer(config))

@@ -68,14 +68,19 @@ def measured_value(measured: dict[str, Any], key: str) -> float | None:
     return None if table is None else table.get(metric)
 
 
-def checks_for(measured: dict[str, Any], tol: Tolerance, not_run: str | None = None) -> list[Check]:
-    """One check per bound set in ``tol``; ``not_run`` (a reason) skips them all."""
+def checks_for(measured: dict[str, Any], tol: Tolerance, not_run: str | None = None,
+               cannot_check: str | None = None) -> list[Check]:
+    """One check per bound set in ``tol``; ``not_run`` (a reason) skips them all, ``cannot_check`` (the
+    artifact ran in an evaluator that cannot execute it, e.g. an op it lacks) fails them all."""
     checks = []
     for key in BOUNDS:
         bound = getattr(tol, key)
         if bound is None:
             continue
         kind = BOUNDS[key][2]
+        if cannot_check:
+            checks.append(Check(check_name(key), key, None, bound, kind, "fail", cannot_check))
+            continue
         value = None if not_run else measured_value(measured, key)
         if value is None:
             reason = f"not run: {not_run}" if not_run else "no labels in the data"

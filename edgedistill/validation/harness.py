@@ -141,8 +141,8 @@ def not_runnable(bundle: OpenBundle) -> str | None:
 
 def check_artifact(bundle: OpenBundle, *, data: Dataset, teacher_logits: np.ndarray, student_logits: np.ndarray,
                    student_row: Row, tol: Tolerance, top_k: int = 5, ece_bins: int = 10, batch_size: int = 256,
-                   latency_samples: int = 200, measure_memory: bool = True,
-                   name: str | None = None) -> tuple[Row, np.ndarray | None]:
+                   latency_samples: int = 200, measure_memory: bool = True, name: str | None = None,
+                   student: nn.Module | None = None) -> tuple[Row, np.ndarray | None]:
     """Run one bundle in its runtime (unless it cannot run here) and check it; returns the row and its logits."""
     row = bundle_row(bundle, name or artifact_name(bundle), student_row.parameters)
     reason = not_runnable(bundle)
@@ -150,7 +150,17 @@ def check_artifact(bundle: OpenBundle, *, data: Dataset, teacher_logits: np.ndar
         row.not_run = reason
         row.checks = checks_for({}, tol, not_run=reason)
         return row, None
-    logits, row.samples_per_s, runner = run_bundle(bundle, data, f"{row.name} ({bundle.folder.name})", batch_size)
+    from edgedistill.coreml_reference import CannotCheck
+
+    try:
+        logits, row.samples_per_s, runner = run_bundle(bundle, data, f"{row.name} ({bundle.folder.name})", batch_size)
+    except CannotCheck as exc:  # never a silent pass: every check fails, naming what could not be evaluated
+        row.evaluator = getattr(get_format(bundle.manifest.format), "runtime_label", lambda: None)()
+        row.checks = checks_for({}, tol, cannot_check=str(exc))
+        return row, None
+    row.evaluator = getattr(runner, "label", None)
+    numerics = getattr(runner, "numerics", None)
+    row.numerics = numerics.to_dict() if numerics is not None else None
     with quiet():
         row.latency_ms = median_latency_ms(runner, data.inputs, latency_samples)
     if measure_memory:
@@ -158,6 +168,9 @@ def check_artifact(bundle: OpenBundle, *, data: Dataset, teacher_logits: np.ndar
     row.set_measured(measure(teacher_logits, student_logits, logits, data.y, top_k=top_k, ece_bins=ece_bins,
                              student_accuracy=student_row.accuracy))
     row.checks = checks_for(row.measured(), tol)
+    if not row.passed and student is not None and hasattr(runner, "localize"):
+        with quiet():  # which op of the program diverges first from the student's own computation
+            row.localization = runner.localize(student, take(data.inputs, slice(0, 16)), bundle.manifest.dynamic_batch)
     return row, logits
 
 
@@ -185,7 +198,7 @@ def validate_bundles(bundles: list[OpenBundle], *, teacher: nn.Module, student: 
         row, logits = check_artifact(bundle, data=data, teacher_logits=teacher_logits, student_logits=student_logits,
                                      student_row=student_row, tol=tolerance_for(tolerances, bundle.manifest.quantization),
                                      batch_size=batch_size, latency_samples=latency_samples,
-                                     measure_memory=measure_memory, name=name, **kw)
+                                     measure_memory=measure_memory, name=name, student=student, **kw)
         report.rows.append(row)
         if logits is not None:
             report.keep_outputs(row, logits)

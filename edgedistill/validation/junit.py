@@ -24,15 +24,18 @@ def junit_xml(report: Report) -> str:
                   "skipped": sum(c.status == "skipped" for c in row.checks)}
         suite = ET.SubElement(suites, "testsuite", name=row.name, errors="0", time="0",
                               **{k: str(v) for k, v in counts.items()})
+        runtime = row.evaluator or row.runtime
+        ET.SubElement(ET.SubElement(suite, "properties"), "property", name="runtime", value=runtime)
+        where = f" [{row.evaluator}]" if row.evaluator else ""
         for check in row.checks:
             case = ET.SubElement(suite, "testcase", classname=classname, name=check.name, time="0")
             if check.failed:
-                ET.SubElement(case, "failure", message=check.describe(), type="ToleranceExceeded").text = (
-                    f"{row.name}: {check.describe()} (tolerance {row.quantization}.{check.bound_key})")
+                ET.SubElement(case, "failure", message=check.describe() + where, type="ToleranceExceeded").text = (
+                    f"{row.name}: {check.describe()} (tolerance {row.quantization}.{check.bound_key}){where}")
             elif check.status == "skipped":
                 ET.SubElement(case, "skipped", message=check.reason or "skipped")
             else:
-                ET.SubElement(case, "system-out").text = check.describe()
+                ET.SubElement(case, "system-out").text = check.describe() + where
         for key in totals:
             totals[key] += counts[key]
     suites.attrib.update({k: str(v) for k, v in totals.items()}, errors="0")

@@ -80,6 +80,10 @@ def markdown(report: Report) -> str:
     if flipped:
         lines += ["", "Most frequent disagreements with the teacher (teacher's class → model's class):", ""]
         lines += [f"- {r.name}: {_flips(report, r)}" for r in flipped]
+    evaluated = [r for r in report.rows if r.evaluator]
+    if evaluated:
+        lines += ["", "Not run in their own runtime here:", ""]
+        lines += [f"- {r.name}: {evaluator_note(r)}" for r in evaluated]
     for r in report.rows:
         if r.localization:
             lines += ["", f"Localization for {r.name}: {r.localization['summary']}"]
@@ -90,6 +94,11 @@ def markdown(report: Report) -> str:
     head, rest = _verdict_parts(report)
     lines += ["", f"**{head}**: {rest}"]
     return "\n".join(lines) + "\n"
+
+
+def evaluator_note(row: Row) -> str:
+    """``run in the Core ML reference evaluator (not Apple's runtime); fp16 program: …`` for a row."""
+    return f"run in the {row.evaluator}" + (f"; {row.numerics['summary']}" if row.numerics else "")
 
 
 def _verdict_parts(report: Report) -> tuple[str, str]:
@@ -124,6 +133,8 @@ def text_table(report: Report) -> str:
     for r in report.rows:
         if r.not_run:
             out.append(f"NOT RUN {r.name}: {r.not_run}")
+        if r.evaluator:
+            out.append(f"NOTE {r.name}: {evaluator_note(r)}")
         out += [f"FAIL {r.name}: {c.describe()}" for c in r.checks if c.failed]
         if r.localization:
             out.append(f"  where: {r.localization['summary']}")

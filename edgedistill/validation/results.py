@@ -48,6 +48,8 @@ class Row:
     checks: list[Check] = field(default_factory=list)
     not_run: str | None = None  # why the artifact could not run here (its checks are skipped)
     localization: dict[str, Any] | None = None
+    evaluator: str | None = None  # what ran the artifact when it is not the format's own runtime
+    numerics: dict[str, Any] | None = None  # inf/NaN found while evaluating (reference evaluator)
 
     def set_measured(self, measured: dict[str, Any]) -> None:
         """Take the metrics of ``harness.measure``."""
