@@ -28,12 +28,14 @@ from torch import nn
 
 from edgedistill.errors import UserError, require
 from edgedistill.formats.base import ExportInfo, HostRunUnavailable, lowering_error
+from edgedistill.mixed_precision import check_float_modules
 
 NAME = "coreml"
 SUFFIX = ".mlpackage"
 EXTRA = "coreml"
 BACKEND = "mlprogram"
 SCHEMES = ("fp32", "fp16", "int8", "int8-weight", "palettize8", "palettize6", "palettize4")
+FLOAT_MODULES = True  # export() honours options["float_modules"] under int8 (the quantizer's per-module config)
 MAX_BATCH = 1024
 OPTIONS = ("minimum_deployment_target", "compute_precision", "compute_units", "weight_threshold")
 UNITS_KEY = "com.edgedistill.compute_units"
@@ -78,8 +80,9 @@ def compile_options(options: dict[str, Any], scheme: str) -> tuple[Any, Any, Any
     return target, ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16, units
 
 
-def int8_quantizer() -> Any:
-    """Core ML's pt2e quantizer: int8 per-channel symmetric weights, uint8 activations (iOS 17+)."""
+def int8_quantizer(float_modules: tuple[str, ...] = ()) -> Any:
+    """Core ML's pt2e quantizer: int8 per-channel symmetric weights, uint8 activations (iOS 17+);
+    ``float_modules`` get no config, so they stay float (mixed precision)."""
     import coremltools as ct
 
     # coremltools' own copy targets the retired torch.ao pt2e; ExecuTorch's works with torchao's
@@ -88,7 +91,8 @@ def int8_quantizer() -> Any:
     config = ct.optimize.torch.quantization.LinearQuantizerConfig(
         global_config=ct.optimize.torch.quantization.ModuleLinearQuantizerConfig(
             quantization_scheme="symmetric", activation_dtype=torch.quint8, weight_dtype=torch.qint8,
-            weight_per_channel=True))
+            weight_per_channel=True),
+        module_name_configs={name: None for name in float_modules})
     return CoreMLQuantizer(config)
 
 
@@ -106,14 +110,15 @@ def _compress(mlmodel: Any, scheme: str, threshold: int) -> Any:
 
 
 def _convert(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], scheme: str, shapes: Any,
-             calibration: dict[str, np.ndarray] | None, target: Any, precision: Any) -> Any:
+             calibration: dict[str, np.ndarray] | None, target: Any, precision: Any,
+             float_modules: tuple[str, ...] = ()) -> Any:
     import coremltools as ct
 
     from edgedistill.formats.executorch_quant import calibrated, require_calibration
 
     if scheme == "int8":
         require_calibration(calibration)
-        model = calibrated(model, example_inputs, int8_quantizer(), calibration, shapes)
+        model = calibrated(model, example_inputs, int8_quantizer(float_modules), calibration, shapes)
     program = torch.export.export(model, example_inputs, dynamic_shapes=shapes).run_decompositions({})
     return ct.convert(program, convert_to="mlprogram", minimum_deployment_target=target, compute_precision=precision)
 
@@ -161,13 +166,17 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
         raise UserError(f"format {NAME} does not support quantization {scheme!r}; supported: {', '.join(SCHEMES)}")
     options = dict(options or {})
     names = list(options.pop("input_names", None) or [f"input_{i}" for i in range(len(example_inputs))])
+    float_modules = check_float_modules(model, options.pop("float_modules", ()))
+    if float_modules and scheme != "int8":
+        raise UserError("format coreml: float_modules applies to the int8 scheme only")
     target, precision, units = compile_options(options, scheme)
     shapes = dynamic_shapes(example_inputs, dynamic_batch, MAX_BATCH)
     if scheme == "int8":
         int8_quantizer()  # a missing ExecuTorch is an install hint, not a "cannot lower" error
     try:
         with torch.no_grad():
-            mlmodel = _convert(model.eval(), example_inputs, scheme, shapes, calibration, target, precision)
+            mlmodel = _convert(model.eval(), example_inputs, scheme, shapes, calibration, target, precision,
+                               float_modules)
         mlmodel = _compress(mlmodel, scheme, int(options.get("weight_threshold", 0)))
     except UserError:
         raise

@@ -19,12 +19,14 @@ from torch import nn
 from edgedistill.errors import UserError, require
 from edgedistill.formats.base import (ConversionCache, ExportInfo, check_request, lowering_error,
                                       model_fingerprint)
+from edgedistill.mixed_precision import check_float_modules, inside
 
 NAME = "onnx"
 SUFFIX = ".onnx"
 EXTRA = "onnx"
 BACKEND = "onnxruntime-cpu"
 SCHEMES = ("fp32", "int8", "int8-dynamic")
+FLOAT_MODULES = True  # export() honours options["float_modules"] under int8 (nodes_to_exclude)
 MAX_BATCH = 1024
 CALIBRATION_BATCH = 32
 # int8 where the arithmetic is; element-wise ops, softmax and norms stay float (as ExecuTorch's XNNPACK
@@ -103,6 +105,9 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     check_request(NAME, SCHEMES, scheme, calibration)
     options = dict(options or {})
     names = _input_names(example_inputs, options)
+    float_modules = check_float_modules(model, options.get("float_modules", ()))
+    if float_modules and scheme != "int8":
+        raise UserError("format onnx: float_modules applies to the int8 scheme only")
     model = model.eval()
     if not dynamic_batch:  # a fixed batch of 1, so max_batch=1 in the manifest is the truth
         example_inputs = tuple(t[:1] for t in example_inputs)
@@ -117,6 +122,7 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
             # cost 1-2 points of top-1 agreement on the digits student; set it False for ARM-only models
             quantize_static(float_path, path, reader, quant_format=QuantFormat.QDQ, per_channel=True,
                             reduce_range=bool(options.get("reduce_range", True)),
+                            nodes_to_exclude=nodes_in_modules(float_path, float_modules),
                             op_types_to_quantize=list(options.get("op_types", STATIC_INT8_OPS)),
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
         elif scheme == "int8-dynamic":
@@ -127,6 +133,26 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
             float_path.unlink(missing_ok=True)
     return ExportInfo(path=path, backend_version=_version(), dynamic_batch=dynamic_batch,
                       details={"input_names": names, "op_types": _op_types(path)})
+
+
+def module_scopes(node) -> list[str]:
+    """The student module paths a node of a dynamo-exported graph was traced in (outermost first)."""
+    import ast
+
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            return [s for s in ast.literal_eval(prop.value) if s]
+    return []
+
+
+def nodes_in_modules(path: Path, modules: tuple[str, ...]) -> list[str]:
+    """Names of the nodes traced inside any of ``modules`` (what ``quantize_static`` keeps in float)."""
+    import onnx
+
+    if not modules:
+        return []
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [n.name for n in graph.node if any(inside(s, modules) for s in module_scopes(n))]
 
 
 def _op_types(path: Path) -> dict[str, int]:
