@@ -23,6 +23,7 @@ from edgedistill.data import Dataset, Inputs, take
 from edgedistill.distillation.trainer import predict_logits
 from edgedistill.errors import UserError
 from edgedistill.fileio import atomic_path, ensure_writable_dir, sha256_file, size_bytes
+from edgedistill.mixed_precision import precision_summary
 from edgedistill.formats.base import NEEDS_CALIBRATION, HostRunUnavailable
 from edgedistill.quiet import quiet
 from edgedistill.validation.metrics import softmax
@@ -89,6 +90,7 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
             versions={"edgedistill": version("edgedistill"), "torch": torch.__version__,
                       fmt_name: result.backend_version, "host": platform.machine()},
             golden={"file": GOLDEN, "count": int(len(golden["student_probs"]))},
+            precision={} if scheme == "fp32" else precision_summary(student, scheme, (options or {}).get("float_modules", ())),
             **info,
         )
         write_manifest(tmp, manifest)

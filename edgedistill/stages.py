@@ -167,10 +167,11 @@ def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[P
                                   teacher_checkpoint=ckpt(config.teacher), student_checkpoint=ckpt(config.student),
                                   latency_samples=v.latency_samples, measure_memory=v.measure_memory, top_k=v.top_k,
                                   ece_bins=v.ece_bins, batch_size=v.batch_size)
-        if v.localize or v.repair:
+        if v.localize or v.repair != "off":
             from edgedistill.validation.repair import diagnose
 
-            diagnose(report, opened, student=student, splits=splits, config=config, repair=v.repair)
+            diagnose(report, opened, student=student, teacher=teacher, splits=splits, config=config,
+                     repair=v.repair)
     write_reports(report, Path(config.out), plots=v.plots)
     return report
 
