@@ -71,9 +71,12 @@ def _onnx(path: Path, names: list[str], inputs: Inputs) -> dict[str, np.ndarray]
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(graph_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    feeds = {i.name: np.asarray(v) for i, v in zip(session.get_inputs(), inputs.values())}
-    wanted = list(dict.fromkeys(tensors.values()))
-    values = dict(zip(wanted, session.run(wanted, feeds)))
+    wanted, graph_inputs, arrays = list(dict.fromkeys(tensors.values())), session.get_inputs(), list(inputs.values())
+    fixed = graph_inputs[0].shape[0]
+    step = fixed if isinstance(fixed, int) else 256  # a graph exported with a fixed batch takes exactly that
+    parts = [session.run(wanted, {i.name: np.asarray(a[s : s + step]) for i, a in zip(graph_inputs, arrays)})
+             for s in range(0, len(arrays[0]), step)]
+    values = {t: np.concatenate([p[k] for p in parts]) for k, t in enumerate(wanted)}
     return {name: values[t] for name, t in tensors.items()}
 
 
@@ -120,12 +123,12 @@ def _dequantized(y: np.ndarray, detail: dict) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def aligned(reference_value: np.ndarray, runtime_value: np.ndarray) -> np.ndarray | None:
-    """The runtime tensor in the reference's layout (LiteRT keeps images NHWC), or None when it is not the same tensor."""
-    if runtime_value.shape == reference_value.shape:
-        return runtime_value
+def aligned(fmt: str, reference_value: np.ndarray, runtime_value: np.ndarray) -> np.ndarray | None:
+    """The runtime tensor in the reference's layout, or None when it is not the same tensor.
+
+    LiteRT keeps images NHWC whatever their shape (an 8x8x8 map looks the same either way)."""
+    if fmt == "litert" and runtime_value.ndim == 4:
+        runtime_value = runtime_value.transpose(0, 3, 1, 2)
     if runtime_value.size != reference_value.size:
         return None
-    if runtime_value.ndim == 4 and runtime_value.transpose(0, 3, 1, 2).shape == reference_value.shape:
-        return runtime_value.transpose(0, 3, 1, 2)
     return runtime_value.reshape(reference_value.shape)

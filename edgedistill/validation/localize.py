@@ -62,7 +62,7 @@ def intermediate_errors(probe: QuantProbe, modules: list[str], float_modules: tu
     got = intermediates.runtime(probe.fmt_name, path, probe.student, modules, probe.inputs)
     errors = {}
     for name in modules:
-        value = intermediates.aligned(ref[name], got[name]) if name in got and name in ref else None
+        value = intermediates.aligned(probe.fmt_name, ref[name], got[name]) if name in got and name in ref else None
         if value is not None:
             errors[name] = feature_error(ref[name], value)
     return errors
