@@ -3,13 +3,13 @@
 - ``outlier_cnn``: the residual CNN on digits with a planted outlier in block ``layer2.1``: conv1 emits
   one channel 1000x larger than the rest, conv2 divides it back, so the float function is unchanged
   but a per-tensor int8 scale sized for that channel rounds every other channel of the block to zero.
-- ``outlier_encoder``: the same plant in TinyEncoder block ``blocks.1`` (a value channel of qkv, undone in proj).
+- ``outlier_encoder``: the same plant in TinyEncoder block ``blocks.1``'s feed-forward (ff.0, undone in ff.2).
 - ``wide_range_mlp``: a deep MLP where every hidden layer has a few channels 30-60x larger than the
   rest: no single module breaks int8, each costs a little, so mixed precision must keep most of
   them in float while quantization-aware distillation can fix them all.
 
-The teacher of each case is the same student before planting (same function): agreement with it
-measures only what export and quantization lose.
+The teacher of each case computes the same function as the student (the student before planting,
+or the planted student itself): agreement with it measures only what export and quantization lose.
 """
 
 from __future__ import annotations
@@ -81,9 +81,13 @@ def outlier_encoder(out: Path, epochs: int = 6) -> dict:
     train(model, splits.train, epochs=epochs, lr=3e-3, desc="encoder")
     planted = text.encoder(layers=2)
     planted.load_state_dict(model.state_dict())
-    block, dim = planted.blocks[1], planted.head.in_features
-    _plant(block.qkv, block.proj, 2 * dim, 0, 1000.0)  # a value channel: att @ v is linear in it
-    return {**_save_case(out, model.eval(), "edgedistill.zoo.text:encoder", {"layers": 2}, planted.eval()),
+    ff = planted.blocks[1].ff
+    _plant(ff[0], ff[2], 0, 0, 1000.0)
+    with torch.no_grad():  # shift that channel far into GELU's linear part, so it is always 1000x the rest
+        ff[0].bias[0] += 5000.0
+        ff[2].bias -= ff[2].weight[:, 0] * 5000.0
+    # GELU is not linear, so the plant changes the function a little: the planted model is its own teacher
+    return {**_save_case(out, planted.eval(), "edgedistill.zoo.text:encoder", {"layers": 2}, planted.eval()),
             "data": str(data), "block": "blocks.1"}
 
 

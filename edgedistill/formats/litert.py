@@ -62,7 +62,8 @@ def module_scope(model: nn.Module, name: str) -> str:
     parts, module = [f"{type(model).__module__}.{type(model).__qualname__}"], model
     for attr in name.split(".") if name else []:
         module = getattr(module, attr) if not attr.isdigit() else module[int(attr)]
-        parts.append(f"{type(module).__module__}.{type(module).__qualname__}_{attr}")
+        if not isinstance(module, (nn.ModuleList, nn.ModuleDict)):  # never called, so never a scope of its own
+            parts.append(f"{type(module).__module__}.{type(module).__qualname__}_{attr}")
     return "/".join(parts)
 
 

@@ -13,6 +13,7 @@ from edgedistill.data import Splits
 from edgedistill.distillation.qat import qat_distill
 from edgedistill.distillation.trainer import predict_logits
 from edgedistill.validation.harness import OpenBundle
+from edgedistill.validation.localize import agreement
 from edgedistill.validation.quant_probe import QuantProbe
 from edgedistill.validation.repaired_bundle import add_repaired
 from edgedistill.validation.results import Report, Row
@@ -40,7 +41,9 @@ def repair_qat(report: Report, row: Row, bundle: OpenBundle, probe: QuantProbe, 
     try:
         _, logits = trained.final(())
         failed = failed_checks(report, logits, tol)
-        result["steps"].append({"qat_epochs": config.validate_.qat_epochs, "failed_checks": failed})
+        top1, _ = agreement(report.outputs["student"], logits)
+        result["steps"].append({"qat_epochs": config.validate_.qat_epochs, "failed_checks": failed,
+                                "top1_vs_student": top1})
         result["seconds"] = round(time.perf_counter() - start, 2)
         log.info("validate: qat repair %s -> %s", bundle.folder.name, "passes" if not failed else "still fails " + ", ".join(failed))
         if failed:

@@ -129,7 +129,9 @@ def diagnose(report: Report, bundles: list[OpenBundle], *, student: nn.Module, s
             row.localization = {**localize(probe, report.outputs["student"], tuple(m.float_modules)), "reproduced": True}
             if repair in ("mixed", "auto") and row.localization["available"]:
                 report.repairs.append(repair_mixed(report, row, bundle, probe, tol, splits, config))
-            if repair == "qat" or (repair == "auto" and not report.repairs[-1]["passed"]):
+            mixed_failed = not (report.repairs and report.repairs[-1]["bundle"] == str(bundle.folder)
+                                and report.repairs[-1]["passed"])
+            if repair == "qat" or (repair == "auto" and mixed_failed):
                 from edgedistill.validation.qat_repair import repair_qat
 
                 report.repairs.append(repair_qat(report, row, bundle, probe, tol, splits, config, teacher))
