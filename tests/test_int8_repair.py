@@ -121,7 +121,7 @@ def test_coreml_outlier_localized_on_the_pt2e_graph_and_kept_in_float_at_export(
     import numpy as np
 
     from edgedistill.data import load_dataset, split
-    from edgedistill.distillation.trainer import predict_logits
+    from edgedistill.inference import predict_logits
     from edgedistill.exporter import calibration_set
     from edgedistill.modelref import load_model
     from edgedistill.validation.localize import localize

@@ -11,7 +11,7 @@ from torch import nn
 from edgedistill.config import PipelineConfig, Tolerance
 from edgedistill.data import Splits
 from edgedistill.distillation.qat import qat_distill
-from edgedistill.distillation.trainer import predict_logits
+from edgedistill.inference import predict_logits
 from edgedistill.validation.harness import OpenBundle
 from edgedistill.validation.localize import agreement
 from edgedistill.validation.quant_probe import QuantProbe

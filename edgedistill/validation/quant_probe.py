@@ -66,16 +66,17 @@ class QuantProbe:
         with quiet():
             info = self.fmt.export(self.student, example, scheme=self.scheme, path=path, calibration=self.calibration,
                                    dynamic_batch=self.dynamic_batch, options=options)
-            max_batch = getattr(self.fmt, "MAX_BATCH", None) if info.dynamic_batch else 1
+            max_batch = self.fmt.MAX_BATCH if info.dynamic_batch else 1
             return path, run_batched(self.fmt.load(path, max_batch), self.inputs)
 
     def _simulate(self, float_modules: tuple[str, ...]) -> np.ndarray:
-        from edgedistill.formats.executorch_quant import calibrated, dynamic_shapes, prepare
+        from edgedistill.formats.base import calibrated, dynamic_shapes
+        from edgedistill.formats.executorch_quant import prepare
 
         example, batch = self.example(), 256
         with quiet(), torch.no_grad():
             if self.fmt_name == "coreml":
-                from edgedistill.formats.coreml import int8_quantizer
+                from edgedistill.formats.shared_coreml import int8_quantizer
 
                 shapes = dynamic_shapes(example, True, batch)
                 graph = calibrated(self.student, example, int8_quantizer(float_modules), self.calibration, shapes)

@@ -109,7 +109,7 @@ def diagnose(report: Report, bundles: list[OpenBundle], *, student: nn.Module, s
             continue
         fmt = get_format(m.format)
         problem = fmt.missing()
-        if problem or m.quantization != "int8" or not getattr(fmt, "FLOAT_MODULES", False):
+        if problem or m.quantization != "int8" or not fmt.FLOAT_MODULES:
             why = problem or f"{m.format} {m.quantization} cannot keep single modules in float"
             row.localization = _not_localized(f"not localized: {why}")
             if repair != "off":
