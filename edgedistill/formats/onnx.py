@@ -28,7 +28,6 @@ BACKEND = "onnxruntime-cpu"
 SCHEMES = ("fp32", "int8", "int8-dynamic")
 FLOAT_MODULES = True  # export() honours options["float_modules"] under int8 (nodes_to_exclude)
 MAX_BATCH = 1024
-FLOAT_MODULES = False  # no per-module float exclusion in its quantizer options
 CALIBRATION_BATCH = 32
 # int8 where the arithmetic is; element-wise ops, softmax and norms stay float (as ExecuTorch's XNNPACK
 # quantizer does): an attention mask of -1e4 added in int8 would wipe out the attention scores

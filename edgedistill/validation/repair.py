@@ -51,7 +51,7 @@ def repair_mixed(report: Report, row: Row, bundle: OpenBundle, probe: QuantProbe
                  config: PipelineConfig) -> dict[str, Any]:
     """Keep the most sensitive modules in float, one at a time, until the checks pass (or the cap is reached)."""
     start, every = time.perf_counter(), quantizable_modules(probe.student)
-    cap = int(config.validate_.repair_max_float_share * len(every))
+    cap = max(1, int(config.validate_.repair_max_float_share * len(every)))  # a tiny model may keep one
     kept, steps = list(bundle.manifest.float_modules), []
     result: dict[str, Any] = {"bundle": str(bundle.folder), "strategy": "mixed", "passed": False, "kept_float": kept,
                               "steps": steps, "repaired_bundle": None, "quantizable_modules": len(every)}
