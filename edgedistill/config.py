@@ -92,6 +92,9 @@ class DistillConfig(_Section):
 
     temperature: float = Field(4.0, gt=0.0)
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the KD term; 1 - alpha weights CE")
+    qat: Literal["off", "int8"] = Field("off", description="after distilling, fine-tune under simulated int8 "
+                                        "(quantization-aware distillation) so int8 exports keep agreement")
+    qat_epochs: int = Field(4, ge=1, description="epochs of quantization-aware distillation (distill.qat)")
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-2, gt=0.0)

@@ -116,12 +116,27 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
         result = train(student, splits.train, teacher=teacher, val=splits.val, settings=settings,
                        checkpoint_path=out / "checkpoints" / "last.pt", resume=resume, objective=objective,
                        teacher_logits=teacher_outputs_for(config, teacher, splits.train, objective))
+    if d.qat == "int8":
+        student = _quantization_aware(config, student, teacher, splits)
     student_ckpt = out / "student.pt"
     if is_writer:
         save_checkpoint(student, student_ckpt, student_factory, student_kwargs,
                         meta={"role": "student", "temperature": d.temperature, "alpha": d.alpha,
-                              "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch})
+                              "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch,
+                              **({"qat": {"scheme": "int8", "epochs": d.qat_epochs}} if d.qat != "off" else {})})
     return DistillOutput(teacher_ckpt, student_ckpt, result)
+
+
+def _quantization_aware(config: PipelineConfig, student, teacher, splits):
+    """``distill --qat int8``: the distilled student fine-tuned under simulated int8 against the teacher."""
+    from edgedistill.distillation.qat import qat_distill
+    from edgedistill.exporter import calibration_set
+    from edgedistill.inference import predict_logits
+
+    d = config.distill
+    return qat_distill(student, splits.train, predict_logits(teacher, splits.train.inputs),
+                       calibration=calibration_set(splits.train, config.export.calibration_samples),
+                       epochs=d.qat_epochs, temperature=d.temperature, alpha=d.alpha)
 
 
 def export(config: PipelineConfig) -> list[Path]:

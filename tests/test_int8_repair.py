@@ -154,3 +154,27 @@ def test_qat_on_a_student_that_int8_hurts_everywhere(tmp_path):
     assert qat["strategy"] == "qat" and qat["float_share"] == 0.0
     measured = qat.get("top1_vs_student") or qat["steps"][-1].get("top1_vs_student")
     assert measured is not None and measured > ptq, (measured, ptq, qat["summary"])
+
+
+@pytest.mark.heavy
+def test_distill_qat_int8_writes_a_quantization_aware_student(tmp_path):
+    """``distill --qat int8``: distillation, then QAT-KD; the checkpoint says so and still exports to int8."""
+    import torch
+
+    from edgedistill.data import load_dataset, split
+    from edgedistill.distillation.trainer import train
+    from edgedistill.modelref import save_checkpoint
+    from edgedistill.zoo import digits
+
+    torch.manual_seed(0)
+    teacher = digits.teacher(hidden=64)
+    train(teacher, split(load_dataset("digits"), 0.25, 0.1, seed=0).train, epochs=3, lr=3e-3, desc="teacher")
+    path = save_checkpoint(teacher.eval(), tmp_path / "teacher.pt", "edgedistill.zoo.digits:teacher", {"hidden": 64})
+    proc = run_cli("distill", "--teacher", path, "--student", "edgedistill.zoo.digits:student", "--epochs", "3",
+                   "--qat", "int8", "--set", "distill.qat_epochs=1", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    meta = torch.load(tmp_path / "student.pt", weights_only=True)["meta"]
+    assert meta["qat"] == {"scheme": "int8", "epochs": 1}, meta
+    proc = run_cli("export", "--student", tmp_path / "student.pt", "--teacher", path, "--format", "onnx", "-q", "int8",
+                   "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
