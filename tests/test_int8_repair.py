@@ -13,7 +13,8 @@ import pytest
 from conftest import run_cli
 from int8_cases import outlier_cnn, outlier_encoder, wide_range_mlp
 
-FAST = {"validate.latency_samples": 5, "validate.measure_memory": False, "validate.plots": False}
+FAST = {"validate.latency_samples": 5, "validate.measure_memory": False, "validate.plots": False,
+        "export.calibration_samples": 64}  # LiteRT calibrates one sample per invoke, once per probe
 pytestmark = pytest.mark.slow
 
 
