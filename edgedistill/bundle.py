@@ -60,6 +60,8 @@ class Manifest(BaseModel):
     golden: dict[str, Any] = {}
     student: dict[str, Any] = {}
     float_modules: list[str] = []  # submodules kept in floating point in a quantized artifact (validate --repair)
+    # quantized artifacts: quantizable modules, those kept in float, their share, and the scheme mix in words
+    precision: dict[str, Any] = {}
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:

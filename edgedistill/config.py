@@ -92,6 +92,9 @@ class DistillConfig(_Section):
 
     temperature: float = Field(4.0, gt=0.0)
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the KD term; 1 - alpha weights CE")
+    qat: Literal["off", "int8"] = Field("off", description="after distilling, fine-tune under simulated int8 "
+                                        "(quantization-aware distillation) so int8 exports keep agreement")
+    qat_epochs: int = Field(4, ge=1, description="epochs of quantization-aware distillation (distill.qat)")
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-2, gt=0.0)
@@ -166,7 +169,19 @@ class ValidateConfig(_Section):
     measure_memory: bool = True
     plots: bool = Field(True, description="write PNG plots next to the reports (needs matplotlib)")
     localize: bool = Field(True, description="when an artifact fails against the student, find the layer")
-    repair: bool = Field(False, description="re-export failing artifacts keeping layers in float until they pass")
+    repair: Literal["off", "mixed", "qat", "auto"] = Field(
+        "off", description="repair failing int8 artifacts: mixed (keep the most sensitive modules in float), "
+        "qat (quantization-aware distillation, everything int8), auto (mixed, else qat)")
+    repair_max_float_share: float = Field(
+        0.3, gt=0.0, lt=1.0, description="mixed repair fails (auto then tries qat) when it needs a larger share "
+        "of the quantizable modules in float")
+    qat_epochs: int = Field(4, ge=1, description="epochs of quantization-aware distillation (repair qat)")
+
+    @field_validator("repair", mode="before")
+    @classmethod
+    def _repair_flag(cls, value: Any) -> Any:
+        """``repair = true`` (the flag before strategies existed) means mixed precision."""
+        return {True: "mixed", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @field_validator("tolerances", mode="before")
     @classmethod

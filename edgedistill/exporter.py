@@ -25,6 +25,7 @@ from edgedistill.fileio import atomic_path, ensure_writable_dir, sha256_file, si
 from edgedistill.formats.base import HostRunUnavailable
 from edgedistill.formats.schemes import NEEDS_CALIBRATION, check_scheme
 from edgedistill.inference import predict_logits
+from edgedistill.mixed_precision import precision_summary
 from edgedistill.quiet import quiet
 from edgedistill.validation.metrics import softmax
 
@@ -90,6 +91,7 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
             versions={"edgedistill": version("edgedistill"), "torch": torch.__version__,
                       fmt_name: result.backend_version, "host": platform.machine()},
             golden={"file": GOLDEN, "count": int(len(golden["student_probs"]))},
+            precision={} if scheme == "fp32" else precision_summary(student, scheme, (options or {}).get("float_modules", ())),
             **info,
         )
         write_manifest(tmp, manifest)

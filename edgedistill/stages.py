@@ -118,11 +118,14 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
         result = train(student, splits.train, teacher=teacher, val=splits.val, settings=settings,
                        checkpoint_path=out / "checkpoints" / "last.pt", resume=resume, objective=objective,
                        teacher_logits=teacher_outputs_for(config, teacher, splits.train, objective))
+    if d.qat == "int8":
+        student = _quantization_aware(config, student, teacher, splits)
     student_ckpt = out / "student.pt"
     if is_writer:
         save_checkpoint(student, student_ckpt, student_factory, student_kwargs,
                         meta={"role": "student", "temperature": d.temperature, "alpha": d.alpha,
-                              "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch})
+                              "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch,
+                              **({"qat": {"scheme": "int8", "epochs": d.qat_epochs}} if d.qat != "off" else {})})
     return DistillOutput(teacher_ckpt, student_ckpt, result)
 
 
@@ -133,6 +136,18 @@ def _check_inputs(config: PipelineConfig) -> None:
     for ref in (config.student, config.teacher):
         if has_weights(ref):
             check_loadable(ref)
+
+
+def _quantization_aware(config: PipelineConfig, student, teacher, splits):
+    """``distill --qat int8``: the distilled student fine-tuned under simulated int8 against the teacher."""
+    from edgedistill.distillation.qat import qat_distill
+    from edgedistill.exporter import calibration_set
+    from edgedistill.inference import predict_logits
+
+    d = config.distill
+    return qat_distill(student, splits.train, predict_logits(teacher, splits.train.inputs),
+                       calibration=calibration_set(splits.train, config.export.calibration_samples),
+                       epochs=d.qat_epochs, temperature=d.temperature, alpha=d.alpha)
 
 
 @within_config
@@ -195,10 +210,11 @@ def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[P
                                   teacher_checkpoint=ckpt(config.teacher), student_checkpoint=ckpt(config.student),
                                   latency_samples=v.latency_samples, measure_memory=v.measure_memory, top_k=v.top_k,
                                   ece_bins=v.ece_bins, batch_size=v.batch_size)
-        if v.localize or v.repair:
+        if v.localize or v.repair != "off":
             from edgedistill.validation.repair import diagnose
 
-            diagnose(report, opened, student=student, splits=splits, config=config, repair=v.repair)
+            diagnose(report, opened, student=student, teacher=teacher, splits=splits, config=config,
+                     repair=v.repair)
     write_reports(report, Path(config.out), plots=v.plots)
     return report
 

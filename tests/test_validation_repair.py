@@ -46,19 +46,24 @@ def outlier_bundle(demo_out, tmp_path_factory):
 @pytest.mark.slow
 def test_outlier_layer_is_named_and_repair_keeps_it_in_float(demo_out, outlier_bundle, tmp_path):
     out, student, bundle = outlier_bundle
+    # a 3-layer MLP: repairing it needs 2 of its 3 quantizable layers in float, above the default 30 % cap
     proc = run_cli("validate", bundle, "--teacher", demo_out / "teacher.pt", "--student", student, "--repair",
+                   "--set", "validate.repair_max_float_share=0.9",
                    "--out", tmp_path, *FAST, *TRUST)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # the bundle that was given still fails
     report = json.loads((tmp_path / "report.json").read_text())
     row = next(r for r in report["rows"] if r["path"] == str(bundle))
     assert row["status"] == "fail" and row["localization"]["reproduced"]
-    assert row["localization"]["culprit"] == "2", row["localization"]["summary"]
-    assert "first error jump at layer '2'" in proc.stdout
+    # layer '2' makes the outlier, layer '4' consumes it: quantizing either alone breaks the artifact
+    assert row["localization"]["culprit"] in ("2", "4"), row["localization"]["summary"]
+    assert f"quantizing {row['localization']['culprit']} costs the most agreement" in proc.stdout
     [repair] = report["repairs"]
-    assert repair["passed"] and repair["kept_float"][0] == "2", repair
+    assert repair["passed"] and repair["kept_float"][0] in ("2", "4"), repair
     assert len(repair["steps"]) == len(repair["kept_float"]) and repair["steps"][-1]["failed_checks"] == []
     repaired = Path(repair["repaired_bundle"])
-    assert json.loads((repaired / "manifest.json").read_text())["float_modules"] == repair["kept_float"]
+    manifest = json.loads((repaired / "manifest.json").read_text())
+    assert set(manifest["float_modules"]) == set(repair["kept_float"])
+    assert manifest["precision"]["float_share"] == repair["float_share"] < 1.0
     assert next(r for r in report["rows"] if r["path"] == str(repaired))["status"] == "pass"
 
     # the repaired bundle passes the gate on its own

@@ -12,7 +12,7 @@ FLAGS = {"teacher": "teacher.model", "student": "student.model", "data": "data.s
          "batch_size": "distill.batch_size", "lr": "distill.lr", "seed": "distill.seed",
          "patience": "distill.patience", "checkpoint_every": "distill.checkpoint_every", "resume": "distill.resume",
          "device": "distill.device", "keep_every": "student.keep_every", "teacher_cache": "distill.teacher_cache",
-         "soft_target": "distill.losses.soft_target"}
+         "soft_target": "distill.losses.soft_target", "qat": "distill.qat"}
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -46,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="derive the student from the teacher, keeping every K-th layer (config: student.keep_every)")
     p.add_argument("--teacher-cache", choices=("auto", "on", "off"),
                    help="store teacher logits on disk and reuse them across runs (default off; auto: unless augmented)")
+    p.add_argument("--qat", choices=("int8",), help="then fine-tune under simulated int8 against the teacher "
+                   "(quantization-aware distillation, distill.qat_epochs epochs), so int8 exports keep agreement")
     p.add_argument("--soft-target", choices=("kl", "reverse-kl", "mse"), help="the alpha-weighted KD term (default kl)")
     p.set_defaults(run=run)
 

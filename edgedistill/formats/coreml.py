@@ -32,14 +32,15 @@ from edgedistill.formats.base import ExportInfo, calibrated, dynamic_shapes, low
 from edgedistill.formats.graph_rewrites import fp16_safe_constants
 from edgedistill.formats.schemes import check_scheme, require_calibration
 from edgedistill.formats.shared_coreml import compile_options, int8_quantizer
+from edgedistill.mixed_precision import check_float_modules
 
 NAME = "coreml"
 SUFFIX = ".mlpackage"
 EXTRA = "coreml"
 BACKEND = "mlprogram"
 SCHEMES = ("fp32", "fp16", "int8", "int8-weight", "palettize8", "palettize6", "palettize4")
+FLOAT_MODULES = True  # export() honours options["float_modules"] under int8 (the quantizer's per-module config)
 MAX_BATCH = 1024
-FLOAT_MODULES = False  # coremltools compresses the whole program; no per-module float exclusion
 UNITS_KEY = "com.edgedistill.compute_units"
 _DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "INT32": "int32", "DOUBLE": "float64"}
 
@@ -80,12 +81,13 @@ def _compress(mlmodel: Any, scheme: str, threshold: int) -> Any:
 
 
 def _convert(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], scheme: str, shapes: Any,
-             calibration: dict[str, np.ndarray] | None, target: Any, precision: Any) -> Any:
+             calibration: dict[str, np.ndarray] | None, target: Any, precision: Any,
+             float_modules: tuple[str, ...] = ()) -> Any:
     import coremltools as ct
 
     if scheme == "int8":
         require_calibration(scheme, calibration)
-        model = calibrated(model, example_inputs, int8_quantizer(), calibration, shapes)
+        model = calibrated(model, example_inputs, int8_quantizer(float_modules), calibration, shapes)
     # the default decomposition table: coremltools has no converter for e.g. aten.new_ones
     program = torch.export.export(model, example_inputs, dynamic_shapes=shapes).run_decompositions()
     if precision == ct.precision.FLOAT16:
@@ -133,13 +135,17 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     check_scheme(NAME, SCHEMES, scheme)
     options = dict(options or {})
     names = list(options.pop("input_names", None) or [f"input_{i}" for i in range(len(example_inputs))])
+    float_modules = check_float_modules(model, options.pop("float_modules", ()))
+    if float_modules and scheme != "int8":
+        raise UserError("format coreml: float_modules applies to the int8 scheme only")
     target, precision, units = compile_options(options, scheme)
     shapes = dynamic_shapes(example_inputs, dynamic_batch, MAX_BATCH)
     if scheme == "int8":
         int8_quantizer()  # a missing ExecuTorch is an install hint, not a "cannot lower" error
     try:
         with torch.no_grad():
-            mlmodel = _convert(model.eval(), example_inputs, scheme, shapes, calibration, target, precision)
+            mlmodel = _convert(model.eval(), example_inputs, scheme, shapes, calibration, target, precision,
+                               float_modules)
         mlmodel = _compress(mlmodel, scheme, int(options.get("weight_threshold", 0)))
     except UserError:
         raise

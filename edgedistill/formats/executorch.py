@@ -109,6 +109,8 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     if backend == "xnnpack" and options:
         raise UserError(f"unknown [export.options.executorch] key(s) for xnnpack: {', '.join(sorted(options))}")
     partitioner = _partitioner(backend, scheme, options)
+    if not dynamic_batch:  # a fixed batch of 1, so max_batch=1 in the manifest is the truth
+        example_inputs = tuple(t[:1] for t in example_inputs)
     try:
         with torch.no_grad():
             lowered, shapes = prepare(model.eval(), example_inputs, scheme=scheme, backend=backend,

@@ -21,6 +21,7 @@ from torch import nn
 from edgedistill.errors import UserError, require
 from edgedistill.formats.base import (ConversionCache, ExportInfo, check_request, lowering_error,
                                       model_fingerprint)
+from edgedistill.mixed_precision import check_float_modules
 
 NAME = "litert"
 SUFFIX = ".tflite"
@@ -28,7 +29,7 @@ EXTRA = "litert"
 BACKEND = "litert-cpu"
 SCHEMES = ("fp32", "fp16", "int8", "int8-dynamic")
 MAX_BATCH = 1  # litert-torch cannot lower a dynamic batch: every .tflite has a fixed batch of 1
-FLOAT_MODULES = False  # no per-module float exclusion in its quantizer options
+FLOAT_MODULES = True  # export() honours options["float_modules"] under int8 (ai-edge-quantizer per-scope config)
 STATIC_INT8_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL", "CONV_2D", "DEPTHWISE_CONV_2D")
 
 _float_models = ConversionCache()
@@ -61,7 +62,24 @@ def _convert_float(model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -
     return _float_models.get_or_make(model_fingerprint(model, example_inputs), convert)
 
 
-def _quantize(content: bytes, scheme: str, calibration: dict[str, np.ndarray] | None, int8_io: bool) -> bytes:
+def module_scope(model: nn.Module, name: str) -> str:
+    """The scope litert-torch writes into tensor names for submodule ``name``:
+    ``pkg.Net/torch.nn.modules.container.Sequential_layer1/pkg.Block_0``, one ``Class_attr`` per level."""
+    parts, module = [f"{type(model).__module__}.{type(model).__qualname__}"], model
+    for attr in name.split(".") if name else []:
+        module = getattr(module, attr) if not attr.isdigit() else module[int(attr)]
+        if not isinstance(module, (nn.ModuleList, nn.ModuleDict)):  # never called, so never a scope of its own
+            parts.append(f"{type(module).__module__}.{type(module).__qualname__}_{attr}")
+    return "/".join(parts)
+
+
+def scope_pattern(model: nn.Module, name: str) -> str:
+    """A regex matching tensor scopes inside submodule ``name`` (``Block_1`` must not match ``Block_10``)."""
+    return re.escape(module_scope(model, name)) + r"(?=[/;]|$)"
+
+
+def _quantize(content: bytes, scheme: str, calibration: dict[str, np.ndarray] | None, int8_io: bool,
+              float_patterns: tuple[str, ...] = ()) -> bytes:
     from ai_edge_quantizer import quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
     from ai_edge_quantizer.qtyping import TFLOperationName
@@ -78,6 +96,9 @@ def _quantize(content: bytes, scheme: str, calibration: dict[str, np.ndarray] | 
         # as in ExecuTorch's XNNPACK quantizer: an attention mask of -1e4 would otherwise swamp an int8 range
         for op in (*STATIC_INT8_OPS, *(("INPUT", "OUTPUT") if int8_io else ())):
             q.add_static_config(regex=".*", operation_name=TFLOperationName[op], activation_num_bits=8, weight_num_bits=8)
+        for pattern in float_patterns:  # the latest matching config wins: these ops stay float
+            q.update_quantization_recipe(regex=pattern, operation_name=TFLOperationName.ALL_SUPPORTED,
+                                         algorithm_key=AlgorithmName.NO_QUANTIZE)
         calibration_result = _calibrate(q, content, calibration)
     return bytes(q.quantize(calibration_result, enable_progress_report=False).quantized_model)
 
@@ -146,10 +167,14 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     options = dict(options or {})
     int8_io = bool(options.get("int8_io", False))
     model = model.eval()
+    float_modules = check_float_modules(model, options.get("float_modules", ()))
+    if float_modules and scheme != "int8":
+        raise UserError("format litert: float_modules applies to the int8 scheme only")
     with torch.no_grad():
         content = _convert_float(model, tuple(t[:1] for t in example_inputs))
     if scheme != "fp32":
-        content = _quantize(content, scheme, calibration, int8_io)
+        content = _quantize(content, scheme, calibration, int8_io,
+                            tuple(scope_pattern(model, name) for name in float_modules))
     Path(path).write_bytes(content)
     names = options.get("input_names") or [f"input_{i}" for i in range(len(example_inputs))]
     return ExportInfo(path=Path(path), backend_version=_version(), dynamic_batch=False,

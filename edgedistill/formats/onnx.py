@@ -19,14 +19,15 @@ from torch import nn
 from edgedistill.errors import UserError, require
 from edgedistill.formats.base import (ConversionCache, ExportInfo, check_request, lowering_error,
                                       model_fingerprint)
+from edgedistill.mixed_precision import check_float_modules, inside
 
 NAME = "onnx"
 SUFFIX = ".onnx"
 EXTRA = "onnx"
 BACKEND = "onnxruntime-cpu"
 SCHEMES = ("fp32", "int8", "int8-dynamic")
+FLOAT_MODULES = True  # export() honours options["float_modules"] under int8 (nodes_to_exclude)
 MAX_BATCH = 1024
-FLOAT_MODULES = False  # no per-module float exclusion in its quantizer options
 CALIBRATION_BATCH = 32
 # int8 where the arithmetic is, plus the activations that follow it (a quantized Clip/Relu folds into
 # the producer's output range, so a CNN's ReLU6 no longer sits between a DequantizeLinear and a
@@ -112,6 +113,9 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     check_request(NAME, SCHEMES, scheme, calibration)
     options = dict(options or {})
     names = _input_names(example_inputs, options)
+    float_modules = check_float_modules(model, options.get("float_modules", ()))
+    if float_modules and scheme != "int8":
+        raise UserError("format onnx: float_modules applies to the int8 scheme only")
     model = model.eval()
     if not dynamic_batch:  # a fixed batch of 1, so max_batch=1 in the manifest is the truth
         example_inputs = tuple(t[:1] for t in example_inputs)
@@ -126,6 +130,7 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
             # cost 1-2 points of top-1 agreement on the digits student; set it False for ARM-only models
             quantize_static(float_path, path, reader, quant_format=QuantFormat.QDQ, per_channel=True,
                             reduce_range=bool(options.get("reduce_range", True)),
+                            nodes_to_exclude=nodes_in_modules(float_path, float_modules),
                             op_types_to_quantize=list(options.get("op_types", STATIC_INT8_OPS)),
                             activation_type=_activation_type(options), weight_type=QuantType.QInt8)
         elif scheme == "int8-dynamic":
@@ -150,6 +155,26 @@ def _activation_type(options: dict):
     if kind not in ACTIVATION_TYPES:
         raise UserError(f"[export.options.onnx] activation_type must be one of {', '.join(ACTIVATION_TYPES)}, got {kind!r}")
     return QuantType.QUInt8 if kind == "uint8" else QuantType.QInt8
+
+
+def module_scopes(node) -> list[str]:
+    """The student module paths a node of a dynamo-exported graph was traced in (outermost first)."""
+    import ast
+
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            return [s for s in ast.literal_eval(prop.value) if s]
+    return []
+
+
+def nodes_in_modules(path: Path, modules: tuple[str, ...]) -> list[str]:
+    """Names of the nodes traced inside any of ``modules`` (what ``quantize_static`` keeps in float)."""
+    import onnx
+
+    if not modules:
+        return []
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [n.name for n in graph.node if any(inside(s, modules) for s in module_scopes(n))]
 
 
 def _op_types(path: Path) -> dict[str, int]:

@@ -39,8 +39,9 @@ def compile_options(options: dict[str, Any], scheme: str) -> tuple[Any, Any, Any
     return target, ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16, units
 
 
-def int8_quantizer() -> Any:
-    """Core ML's pt2e quantizer: int8 per-channel symmetric weights, uint8 activations (iOS 17+)."""
+def int8_quantizer(float_modules: tuple[str, ...] = ()) -> Any:
+    """Core ML's pt2e quantizer: int8 per-channel symmetric weights, uint8 activations (iOS 17+);
+    ``float_modules`` get no config, so they stay float (mixed precision)."""
     import coremltools as ct
 
     # coremltools' own copy targets the retired torch.ao pt2e; ExecuTorch's works with torchao's
@@ -49,5 +50,6 @@ def int8_quantizer() -> Any:
     config = ct.optimize.torch.quantization.LinearQuantizerConfig(
         global_config=ct.optimize.torch.quantization.ModuleLinearQuantizerConfig(
             quantization_scheme="symmetric", activation_dtype=torch.quint8, weight_dtype=torch.qint8,
-            weight_per_channel=True))
+            weight_per_channel=True),
+        module_name_configs={name: None for name in float_modules})
     return IntegerSafeQuantizer(CoreMLQuantizer(config))

@@ -1,31 +1,27 @@
-"""Where does a quantized artifact go wrong? Compare intermediate activations layer by layer.
+"""Where does a quantized artifact go wrong? Per-module error and sensitivity, for any graph, in every format.
 
-The student must be an ``nn.Sequential`` (a chain of layers). For each layer with parameters (and
-the last one) the prefix of the chain that ends there is exported with the artifact's format and
-scheme, run in the real runtime, and its output compared with the fp32 prefix in PyTorch. The
-error of a prefix is the mean, over output features, of RMS(error) / RMS(fp32 activation): features
-are normalized one by one so that a single huge channel cannot hide the others being crushed. The
-first layer whose error jumps (by at least half of the largest jump) is named.
+Two measurements, both by the student's own module names (``layer2.1.conv2``, ``blocks.0.ff.0``):
 
-Works through the format registry, so any format's exporter and runner plug in.
+- **intermediate error** (ONNX, LiteRT: ``intermediates.py``): each module's output in the artifact's
+  runtime against the fp32 student's, as the mean over features of RMS(error) / RMS(fp32 activation)
+  (features normalized one by one, so a single huge channel cannot hide the others being crushed);
+- **sensitivity sweep** (every format): the student quantized with only that module in int8 (every
+  other quantizable module kept in float), measured against the fp32 student: top-1 agreement and
+  mean KL. ``quant_probe.py`` says where each probe runs (runtime, or the pt2e graph in PyTorch).
+
+The modules are ranked by sensitivity (mean KL when quantized alone): the top ones are those whose
+quantization costs the most agreement, and the order in which ``repair`` keeps modules in float.
 """
 
 from __future__ import annotations
 
-import tempfile
-from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from edgedistill import formats
-from edgedistill.data import Inputs
-from edgedistill.formats.base import run_batched
-from edgedistill.inference import predict_logits
-from edgedistill.quiet import quiet
+from edgedistill.mixed_precision import quantizable_modules
+from edgedistill.validation import intermediates
+from edgedistill.validation.quant_probe import QuantProbe
 
 
 def feature_error(reference: np.ndarray, candidate: np.ndarray) -> float:
@@ -37,88 +33,58 @@ def feature_error(reference: np.ndarray, candidate: np.ndarray) -> float:
     return float((np.sqrt(((got - ref) ** 2).mean(0))[active] / scale[active]).mean())
 
 
-class PrefixProbe:
-    """Exports prefixes of one student in one format and scheme, and runs them; results are cached."""
+def agreement(reference: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
+    """(top-1 agreement, mean KL(reference ‖ logits)) of two logit arrays."""
+    def log_softmax(z: np.ndarray) -> np.ndarray:
+        z = z.astype(np.float64) - z.max(1, keepdims=True)
+        return z - np.log(np.exp(z).sum(1, keepdims=True))
 
-    def __init__(self, student: nn.Module, fmt_name: str, scheme: str, inputs: Inputs, calibration: Inputs | None,
-                 options: dict[str, Any] | None = None, dynamic_batch: bool = True):
-        self.student, self.scheme, self.inputs, self.calibration = student.eval(), scheme, inputs, calibration
-        self.fmt = formats.get(fmt_name)
-        self.options, self.dynamic_batch = dict(options or {}), dynamic_batch
-        self.children = list(student.named_children()) if isinstance(student, nn.Sequential) else []
-        self._cache: dict[tuple[int, tuple[str, ...]], np.ndarray] = {}
-        self._tmp = tempfile.TemporaryDirectory(prefix="edgedistill-localize-")
-
-    @property
-    def layers(self) -> list[int]:
-        """Indices of the children where a prefix ends: those with parameters, and the last one."""
-        last = len(self.children) - 1
-        return [i for i, (_, child) in enumerate(self.children) if i == last or any(True for _ in child.parameters())]
-
-    def name(self, index: int) -> str:
-        return self.children[index][0]
-
-    def describe(self, index: int) -> str:
-        return f"{self.children[index][0]} ({type(self.children[index][1]).__name__})"
-
-    def prefix(self, upto: int) -> nn.Module:
-        """Layers 0..upto as a model of their own (the full student when ``upto`` is the last)."""
-        if upto == len(self.children) - 1:
-            return self.student
-        return nn.Sequential(OrderedDict(self.children[: upto + 1])).eval()
-
-    def run_full(self, float_modules: tuple[str, ...] = ()) -> np.ndarray:
-        """The whole student exported and run (any model, Sequential or not)."""
-        return self.run(len(self.children) - 1, float_modules)
-
-    def reference(self, upto: int) -> np.ndarray:
-        """The fp32 prefix's output in PyTorch."""
-        return predict_logits(self.prefix(upto), self.inputs).numpy()
-
-    def run(self, upto: int, float_modules: tuple[str, ...] = ()) -> np.ndarray:
-        """The prefix exported (``float_modules`` of it kept in float) and run in the format's runtime."""
-        full = upto == len(self.children) - 1
-        inside = tuple(sorted(set(float_modules) if full else set(float_modules) & {n for n, _ in self.children[: upto + 1]}))
-        key = (upto, inside)
-        if key not in self._cache:
-            options = {**self.options, "input_names": list(self.inputs),
-                       **({"float_modules": list(inside)} if inside else {})}
-            path = Path(self._tmp.name) / f"prefix{upto}-{len(self._cache)}{self.fmt.SUFFIX}"
-            # a static program takes exactly the example's batch: 1, as it is then run
-            example = tuple(torch.as_tensor(v[: 2 if self.dynamic_batch else 1]) for v in self.inputs.values())
-            with quiet():
-                info = self.fmt.export(self.prefix(upto), example, scheme=self.scheme, path=path,
-                                       calibration=self.calibration, dynamic_batch=self.dynamic_batch, options=options)
-                max_batch = (info.max_batch or self.fmt.MAX_BATCH) if info.dynamic_batch else 1
-                self._cache[key] = run_batched(self.fmt.load(path, max_batch), self.inputs)
-        return self._cache[key]
-
-    def close(self) -> None:
-        self._tmp.cleanup()
+    p, q = log_softmax(reference), log_softmax(logits)
+    kl = float((np.exp(p) * (p - q)).sum(1).mean())
+    return float((reference.argmax(1) == logits.argmax(1)).mean()), kl
 
 
-def localize(probe: PrefixProbe, float_modules: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Per-layer errors of the exported prefixes and the first layer (not already in float) whose error jumps."""
-    if not probe.children:
-        return {"available": False, "culprit": None, "layers": [],
-                "summary": "not localized: the student is not an nn.Sequential, so it has no layer prefixes to export"}
-    layers, previous = [], 0.0
-    for index in probe.layers:
-        error = feature_error(probe.reference(index), probe.run(index, float_modules))
-        layers.append({"layer": probe.name(index), "type": type(probe.children[index][1]).__name__,
-                       "error": error, "jump": error - previous, "float": probe.name(index) in float_modules})
-        previous = error
-    candidates = [entry for entry in layers if not entry["float"]]
-    culprit = None
-    if candidates:
-        largest = max(entry["jump"] for entry in candidates)
-        culprit = next(entry for entry in candidates if entry["jump"] >= 0.5 * largest)
-    table = ", ".join(f"{e['layer']} {e['type']} {e['error']:.3g}" + (" (float)" if e["float"] else "") for e in layers)
-    if culprit is None:
-        summary = f"every layer is already kept in float (errors: {table})"
-    else:
-        before = culprit["error"] - culprit["jump"]
-        summary = (f"first error jump at layer '{culprit['layer']}' ({culprit['type']}): relative error "
-                   f"{before:.3g} → {culprit['error']:.3g} (per layer: {table})")
-    return {"available": True, "culprit": None if culprit is None else culprit["layer"], "layers": layers,
-            "summary": summary}
+def sensitivity(probe: QuantProbe, reference: np.ndarray, modules: list[str]) -> list[dict[str, Any]]:
+    """Per module: agreement and KL against ``reference`` with only that module quantized; most sensitive first."""
+    rows = []
+    for name in modules:
+        top1, kl = agreement(reference, probe.run(tuple(m for m in modules if m != name)))
+        rows.append({"module": name, "alone_top1": top1, "alone_kl": kl})
+    return sorted(rows, key=lambda r: (-r["alone_kl"], r["alone_top1"]))
+
+
+def intermediate_errors(probe: QuantProbe, modules: list[str], float_modules: tuple[str, ...]) -> dict[str, float]:
+    """Per module: error of its output in the artifact's runtime against fp32 ({} where the runtime shows none)."""
+    if probe.fmt_name not in intermediates.FORMATS:
+        return {}
+    path, _ = probe.export_and_run(float_modules)
+    ref = intermediates.reference(probe.student, modules, probe.inputs)
+    got = intermediates.runtime(probe.fmt_name, path, probe.student, modules, probe.inputs)
+    errors = {}
+    for name in modules:
+        value = intermediates.aligned(probe.fmt_name, ref[name], got[name]) if name in got and name in ref else None
+        if value is not None:
+            errors[name] = feature_error(ref[name], value)
+    return errors
+
+
+def localize(probe: QuantProbe, reference: np.ndarray, float_modules: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Per-module table (intermediate error where the runtime exposes it, sensitivity everywhere) and the culprits."""
+    modules = [m for m in quantizable_modules(probe.student) if m not in float_modules]
+    if not modules:
+        return {"available": False, "culprit": None, "modules": [], "ranking": [],
+                "summary": "every quantizable module is already kept in float"}
+    ranked = sensitivity(probe, reference, modules)
+    errors = intermediate_errors(probe, modules, float_modules)
+    by_name = {r["module"]: r for r in ranked}
+    table = [{**by_name[m], "intermediate_error": errors.get(m)} for m in modules]  # in definition order
+    top = ranked[0]
+    worst = ", ".join(f"{r['module']} (top-1 {r['alone_top1']:.1%}, KL {r['alone_kl']:.3g})" for r in ranked[:3])
+    summary = (f"quantizing {top['module']} costs the most agreement; most sensitive modules when quantized alone: "
+               f"{worst} [{probe.method}]")
+    if errors:
+        first = max(errors, key=errors.get)
+        summary += f"; largest intermediate error in {probe.fmt_name}'s runtime at {first} ({errors[first]:.3g})"
+    return {"available": True, "culprit": top["module"], "ranking": [r["module"] for r in ranked],
+            "modules": table, "method": probe.method,
+            "intermediates": "runtime" if errors else "none", "summary": summary}

@@ -1,99 +1,81 @@
-"""Explain failing artifacts, and repair them by keeping layers in floating point (``validate --repair``).
+"""Explain failing int8 artifacts, and repair them (``validate --repair [mixed|qat|auto]``).
 
 For each artifact that fails a check against the fp32 student:
 
 1. re-export the student with the artifact's format and scheme: if that passes, the bundle is stale
    or was modified after export, and there is nothing to localize;
-2. otherwise localize the first layer whose error jumps (``localize.py``);
-3. with ``repair``: keep that layer in float, re-export, check; if it still fails, localize again with
-   the layers kept so far and keep the next one, until the tolerance holds or every layer is kept.
-   A repair that passes is written as a new bundle ``<bundle>-repaired`` next to the original, and
-   validated like any bundle (its row is added to the report). The exit code still judges the
-   bundles that were given: CI never silently ships a different artifact.
+2. otherwise localize (``localize.py``): per-module intermediate error where the runtime exposes it,
+   and each module's sensitivity (agreement with only that module quantized);
+3. ``mixed``: keep modules in float, most sensitive first, until the tolerance holds. It fails, and
+   writes nothing, when that needs more than ``repair_max_float_share`` of the quantizable modules:
+   an "int8" file that is mostly float is not what the user asked for, and never all of them;
+   ``qat``: quantization-aware distillation against the teacher, everything int8 (``qat_repair.py``);
+   ``auto``: mixed, and qat when mixed fails.
+   A repair that passes is written as a new bundle next to the original (``-repaired`` / ``-qat``), its
+   manifest saying what is kept in float and the real scheme mix, and validated like any bundle. The
+   exit code still judges the bundles that were given: CI never silently ships a different artifact.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
-from pathlib import Path
+import time
 from typing import Any
 
-from edgedistill.bundle import read_golden
-from edgedistill.config import ArtifactSpec, PipelineConfig, Tolerance
+from torch import nn
+
+from edgedistill.config import PipelineConfig, Tolerance
 from edgedistill.data import Splits
-from edgedistill.exporter import calibration_set, export_bundle
+from edgedistill.exporter import calibration_set
 from edgedistill.formats import get as get_format
-from edgedistill.formats.base import NEEDS_CALIBRATION
+from edgedistill.mixed_precision import quantizable_modules
 from edgedistill.validation.checks import checks_for
-from edgedistill.validation.harness import OpenBundle, check_artifact, measure, open_bundles, tolerance_for
-from edgedistill.validation.localize import PrefixProbe, localize
+from edgedistill.validation.harness import OpenBundle, measure, tolerance_for
+from edgedistill.validation.localize import localize
+from edgedistill.validation.quant_probe import QuantProbe
+from edgedistill.validation.repaired_bundle import add_repaired
 from edgedistill.validation.results import Report, Row
 
 log = logging.getLogger("edgedistill")
 
 
-def _failed_checks(report: Report, logits, tol: Tolerance) -> list[str]:
+def failed_checks(report: Report, logits, tol: Tolerance) -> list[str]:
+    """Names of the checks ``logits`` (on the test split) fail against the report's teacher and student."""
     student = report.row("student")
     measured = measure(report.outputs["teacher"], report.outputs["student"], logits, report.y, top_k=report.top_k,
                        ece_bins=report.ece_bins, student_accuracy=student.accuracy)
     return [c.name for c in checks_for(measured, tol) if c.failed]
 
 
-def _write_repaired(bundle: OpenBundle, probe: PrefixProbe, kept: list[str], splits: Splits, config: PipelineConfig) -> Path:
-    """The repaired artifact as a complete bundle ``<bundle>-repaired`` (written atomically)."""
-    m = bundle.manifest
-    final = bundle.folder.parent / f"{bundle.folder.name}-repaired"
-    staging = Path(tempfile.mkdtemp(prefix=".repair-", dir=bundle.folder.parent))
-    try:
-        info = {"labels": m.labels, "preprocessing": m.preprocessing, "temperature": m.temperature,
-                "student": dict(m.student), "float_modules": list(kept)}
-        spec = ArtifactSpec(format=m.format, quantization=m.quantization,
-                            options={**probe.options, "float_modules": list(kept)})
-        written = export_bundle(probe.student, spec, out_dir=staging, sample=splits.test.inputs,
-                                calibration=probe.calibration, golden=read_golden(bundle.folder), info=info,
-                                dynamic_batch=m.dynamic_batch)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(written, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return final
-
-
-def _repair(report: Report, row: Row, bundle: OpenBundle, probe: PrefixProbe, first: dict[str, Any], tol: Tolerance,
-            splits: Splits, config: PipelineConfig) -> dict[str, Any]:
-    kept, steps, located = list(bundle.manifest.float_modules), [], first
-    while located["culprit"] is not None:
-        kept.append(located["culprit"])
-        failed = _failed_checks(report, probe.run_full(tuple(kept)), tol)
+def repair_mixed(report: Report, row: Row, bundle: OpenBundle, probe: QuantProbe, tol: Tolerance, splits: Splits,
+                 config: PipelineConfig) -> dict[str, Any]:
+    """Keep the most sensitive modules in float, one at a time, until the checks pass (or the cap is reached)."""
+    start, every = time.perf_counter(), quantizable_modules(probe.student)
+    cap = max(1, int(config.validate_.repair_max_float_share * len(every)))  # a tiny model may keep one
+    kept, steps = list(bundle.manifest.float_modules), []
+    result: dict[str, Any] = {"bundle": str(bundle.folder), "strategy": "mixed", "passed": False, "kept_float": kept,
+                              "steps": steps, "repaired_bundle": None, "quantizable_modules": len(every)}
+    for name in row.localization["ranking"]:
+        if len(kept) + 1 > min(cap, len(every) - 1):
+            result["summary"] = (f"no mixed-precision repair within {config.validate_.repair_max_float_share:.0%} of "
+                                 f"{len(every)} quantizable modules in float (still failing with "
+                                 f"{', '.join(kept) or 'nothing'} in float): keeping more would not be int8")
+            break
+        kept.append(name)
+        failed = failed_checks(report, probe.run(tuple(kept)), tol)  # simulated probes: the bundle's run confirms
         steps.append({"kept_float": list(kept), "failed_checks": failed})
-        log.info("validate: repair %s: kept %s in float -> %s", bundle.folder.name, ", ".join(kept),
+        log.info("validate: repair %s: %s in float -> %s", bundle.folder.name, ", ".join(kept),
                  "passes" if not failed else "still fails " + ", ".join(failed))
         if not failed:
+            result["passed"] = True
             break
-        located = localize(probe, tuple(kept))
-    result: dict[str, Any] = {"bundle": str(bundle.folder), "kept_float": kept, "steps": steps,
-                              "passed": bool(steps) and not steps[-1]["failed_checks"], "repaired_bundle": None}
+    result["float_share"] = round(len(kept) / max(len(every), 1), 4)
+    result["seconds"] = round(time.perf_counter() - start, 2)
     if not result["passed"]:
-        result["summary"] = f"no repair: still failing with {', '.join(kept) or 'nothing'} kept in float"
+        result.setdefault("summary", f"no repair: still failing with every ranked module tried ({', '.join(kept)})")
         return result
-    folder = _write_repaired(bundle, probe, kept, splits, config)
-    repaired = open_bundles([folder])[0]
-    new_row, logits = check_artifact(repaired, data=splits.test, teacher_logits=report.outputs["teacher"],
-                                     student_logits=report.outputs["student"], student_row=report.row("student"), tol=tol,
-                                     top_k=report.top_k, ece_bins=report.ece_bins, batch_size=config.validate_.batch_size,
-                                     latency_samples=config.validate_.latency_samples,
-                                     measure_memory=config.validate_.measure_memory, name=f"{row.name} repaired")
-    report.rows.append(new_row)
-    if logits is not None:
-        report.keep_outputs(new_row, logits)
-    result.update(repaired_bundle=str(folder), passed=new_row.passed,
-                  summary=f"{folder} {'passes' if new_row.passed else 'FAILS'} with {', '.join(kept)} kept in float "
-                          f"({len(steps)} step{'s' * (len(steps) > 1)}); validate it to gate on it")
-    return result
+    return add_repaired(report, row, bundle, probe, tuple(kept), splits, config, result, suffix="repaired",
+                        student=probe.student)
 
 
 def _calibration(config: PipelineConfig, splits: Splits):
@@ -107,11 +89,16 @@ def _calibration(config: PipelineConfig, splits: Splits):
 
 
 def _not_localized(summary: str) -> dict[str, Any]:
-    return {"available": False, "culprit": None, "layers": [], "summary": summary}
+    return {"available": False, "culprit": None, "modules": [], "ranking": [], "summary": summary}
 
 
-def diagnose(report: Report, bundles: list[OpenBundle], *, student, splits: Splits, config: PipelineConfig,
-             repair: bool = False) -> None:
+def _cannot(bundle: OpenBundle, why: str) -> dict[str, Any]:
+    return {"bundle": str(bundle.folder), "strategy": None, "passed": False, "kept_float": [], "steps": [],
+            "repaired_bundle": None, "summary": f"cannot repair: {why}"}
+
+
+def diagnose(report: Report, bundles: list[OpenBundle], *, student: nn.Module, splits: Splits, config: PipelineConfig,
+             teacher: nn.Module | None = None, repair: str = "off") -> None:
     """Attach a localization to every artifact failing against the fp32 student; repair them if asked."""
     by_path = {str(b.folder): b for b in bundles}
     for row in [r for r in report.rows if r.role == "artifact" and not r.passed]:
@@ -122,28 +109,31 @@ def diagnose(report: Report, bundles: list[OpenBundle], *, student, splits: Spli
             continue
         fmt = get_format(m.format)
         problem = fmt.missing()
-        if problem:
-            row.localization = _not_localized(f"not localized: {problem}")
+        if problem or m.quantization != "int8" or not fmt.FLOAT_MODULES:
+            why = problem or f"{m.format} {m.quantization} cannot keep single modules in float"
+            row.localization = _not_localized(f"not localized: {why}")
+            if repair != "off":
+                report.repairs.append(_cannot(bundle, why))
             continue
-        calibration = _calibration(config, splits) if m.quantization in NEEDS_CALIBRATION else None
-        probe = PrefixProbe(student, m.format, m.quantization, splits.test.inputs, calibration,
-                            config.export.options.get(m.format), m.dynamic_batch)
+        probe = QuantProbe(student, m.format, m.quantization, splits.test.inputs, _calibration(config, splits),
+                           config.export.options.get(m.format), m.dynamic_batch)
         tol = tolerance_for(config.validate_.tolerances, m.quantization)
         try:
             failing = {c.name for c in row.checks if c.failed}
-            if not failing & set(_failed_checks(report, probe.run_full(tuple(m.float_modules)), tol)):
+            if not failing & set(failed_checks(report, probe.final(tuple(m.float_modules))[1], tol)):
                 row.localization = _not_localized(
                     f"not reproduced: exporting the student again as {m.format} {m.quantization} passes "
                     f"{', '.join(sorted(failing))}, so {bundle.folder} was not exported from this student or was "
                     "modified after export; export it again")
                 continue
-            row.localization = {**localize(probe, tuple(m.float_modules)), "reproduced": True}
-            if repair and row.localization["available"]:
-                if m.quantization == "fp32" or not fmt.FLOAT_MODULES:
-                    report.repairs.append({"bundle": str(bundle.folder), "passed": False, "kept_float": [], "steps": [],
-                                           "repaired_bundle": None, "summary": f"cannot repair: {m.format} "
-                                           f"{m.quantization} has no layers to keep in floating point"})
-                    continue
-                report.repairs.append(_repair(report, row, bundle, probe, row.localization, tol, splits, config))
+            row.localization = {**localize(probe, report.outputs["student"], tuple(m.float_modules)), "reproduced": True}
+            if repair in ("mixed", "auto") and row.localization["available"]:
+                report.repairs.append(repair_mixed(report, row, bundle, probe, tol, splits, config))
+            mixed_failed = not (report.repairs and report.repairs[-1]["bundle"] == str(bundle.folder)
+                                and report.repairs[-1]["passed"])
+            if repair == "qat" or (repair == "auto" and mixed_failed):
+                from edgedistill.validation.qat_repair import repair_qat
+
+                report.repairs.append(repair_qat(report, row, bundle, probe, tol, splits, config, teacher))
         finally:
             probe.close()

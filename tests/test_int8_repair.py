@@ -1,0 +1,194 @@
+"""int8 that passes: a planted outlier (one channel 1000x the rest) in one block of a residual CNN and
+of a transformer encoder is localized to that block in every format, by the student's module names,
+and mixed-precision repair passes with that block's modules (and few others) in float, smaller than
+fp32. A repair that would keep every module in float is a failure and writes nothing (issue 9)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from int8_cases import outlier_cnn, outlier_encoder, wide_range_mlp
+
+FAST = {"validate.latency_samples": 5, "validate.measure_memory": False, "validate.plots": False,
+        "export.calibration_samples": 64}  # LiteRT calibrates one sample per invoke, once per probe
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory) -> dict:
+    return outlier_cnn(tmp_path_factory.mktemp("cnn"), epochs=8)
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory) -> dict:
+    return outlier_encoder(tmp_path_factory.mktemp("encoder"))
+
+
+def export_and_validate(case: dict, fmt: str, out: Path, repair: str = "mixed", **overrides):
+    """Export ``case``'s student as ``fmt`` int8 (fixed batch) and validate it with ``repair``, in process."""
+    import edgedistill
+    from edgedistill.config import load_config
+
+    config = load_config(None, {"teacher.model": str(case["teacher"]), "student.model": str(case["student"]),
+                                "data.source": case["data"], "export.formats": [fmt], "export.quantization": ["int8"],
+                                "export.dynamic_batch": False, "out": str(out), "validate.repair": repair,
+                                **FAST, **overrides})
+    bundles = edgedistill.export(config)
+    return bundles[0], edgedistill.validate(config, bundles)
+
+
+def assert_localized_and_repaired(report, bundle: Path, block: str) -> dict:
+    """The most sensitive module lies in ``block``; repair keeps few modules (one of that block) in float and passes."""
+    row = next(r for r in report.rows if r.path == str(bundle))
+    assert not row.passed and row.localization["reproduced"], row.localization
+    assert row.localization["culprit"].startswith(block + "."), row.localization["summary"]
+    [repair] = report.repairs
+    assert repair["passed"], repair["summary"]
+    assert any(m.startswith(block + ".") for m in repair["kept_float"]) and repair["float_share"] <= 0.3, repair
+    repaired = Path(repair["repaired_bundle"])
+    manifest = json.loads((repaired / "manifest.json").read_text())
+    assert manifest["quantization"] == "int8" and set(manifest["float_modules"]) == set(repair["kept_float"])
+    assert set(manifest["precision"]["float_modules"]) == set(repair["kept_float"])
+    assert "fp32 (" in manifest["precision"]["scheme_mix"], manifest["precision"]
+    assert next(r for r in report.rows if r.path == str(repaired)).passed
+    assert report.passed is False  # the bundle that was given still fails the gate
+    return manifest
+
+
+def test_cnn_outlier_in_onnx_localized_by_module_and_repaired_through_the_cli(cnn, tmp_path):
+    """CLI end to end: exit 1 for the given bundle, a repaired bundle that passes alone and is smaller than fp32."""
+    case = ("--teacher", cnn["teacher"], "--student", cnn["student"])
+    proc = run_cli("export", *case, "--format", "onnx", "-q", "fp32,int8", "--set", "export.dynamic_batch=false",
+                   "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    bundle = tmp_path / "bundles" / "student-onnx-int8"
+    fast = ("--no-memory", "--no-plots", "--set", "validate.latency_samples=5")
+    proc = run_cli("validate", bundle, *case, "--repair", "--out", tmp_path / "r", *fast)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    row = next(r for r in report["rows"] if r["path"] == str(bundle))
+    loc = row["localization"]
+    assert loc["culprit"].startswith("layer2.1.") and loc["intermediates"] == "runtime", loc["summary"]
+    errors = {m["module"]: m["intermediate_error"] for m in loc["modules"]}
+    assert errors["layer2.1.conv2"] > 10 * max(errors[m] for m in ("stem.0", "layer1.0.conv1", "layer2.0.conv2"))
+    [repair] = report["repairs"]
+    assert repair["passed"] and repair["strategy"] == "mixed", repair
+    assert set(repair["kept_float"]) <= {"layer2.1.conv1", "layer2.1.conv2", "head"}, repair["kept_float"]
+    fp32_size = (tmp_path / "bundles" / "student-onnx-fp32" / "model.onnx").stat().st_size
+    assert repair["size_bytes"] < fp32_size, (repair["size_bytes"], fp32_size)
+    assert "REPAIR" in proc.stdout and "+ fp32 (" in proc.stdout
+    proc = run_cli("validate", repair["repaired_bundle"], *case, "--out", tmp_path / "again", *fast)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_encoder_outlier_in_litert_localized_to_its_block_and_repaired(encoder, tmp_path):
+    bundle, report = export_and_validate(encoder, "litert", tmp_path)
+    assert_localized_and_repaired(report, bundle, "blocks.1")
+    row = next(r for r in report.rows if r.path == str(bundle))
+    assert row.localization["intermediates"] == "runtime"  # read from the LiteRT interpreter's tensors
+
+
+def test_repair_that_would_keep_every_module_in_float_is_a_failure(cnn, tmp_path):
+    """An impossible tolerance: the repair may not end as an all-float file labelled int8; nothing is written."""
+    bundle, report = export_and_validate(cnn, "onnx", tmp_path, **{
+        "validate.repair_max_float_share": 0.99, "validate.tolerances.int8.max_student_abs_dp": 0.0,
+        "validate.tolerances.int8.min_student_top1": 1.0})
+    [repair] = report.repairs
+    assert not repair["passed"] and repair["repaired_bundle"] is None, repair
+    assert "would not be int8" in repair["summary"], repair["summary"]
+    assert len(repair["kept_float"]) == repair["quantizable_modules"] - 1  # never all of them
+    assert not Path(str(bundle) + "-repaired").exists() and report.passed is False
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("fmt", ["executorch", "litert", "onnx"])
+@pytest.mark.parametrize("which", ["cnn", "encoder"])
+def test_outlier_localized_and_repaired_in_every_runnable_format(request, which, fmt, tmp_path):
+    case = request.getfixturevalue(which)
+    bundle, report = export_and_validate(case, fmt, tmp_path)
+    manifest = assert_localized_and_repaired(report, bundle, case["block"])
+    fp32_bundle, _ = export_and_validate(case, fmt, tmp_path / "fp32", repair="off",
+                                         **{"export.quantization": ["fp32"]})
+    assert manifest["size_bytes"] < json.loads((fp32_bundle / "manifest.json").read_text())["size_bytes"]
+
+
+@pytest.mark.heavy
+def test_coreml_outlier_localized_on_the_pt2e_graph_and_kept_in_float_at_export(cnn, tmp_path):
+    """Core ML cannot run here: the sweep runs its pt2e-quantized graph in PyTorch; the float modules reach the export."""
+    import numpy as np
+
+    from edgedistill.data import load_dataset, split
+    from edgedistill.inference import predict_logits
+    from edgedistill.exporter import calibration_set
+    from edgedistill.modelref import load_model
+    from edgedistill.validation.localize import localize
+    from edgedistill.validation.quant_probe import QuantProbe
+
+    splits = split(load_dataset("digits"), 0.25, 0.1, seed=0)
+    student = load_model(str(cnn["student"]))
+    probe = QuantProbe(student, "coreml", "int8", splits.test.inputs, calibration_set(splits.train, 128),
+                       dynamic_batch=False)
+    found = localize(probe, predict_logits(student, splits.test.inputs).numpy())
+    assert found["culprit"].startswith("layer2.1.") and found["method"] == "pt2e graph in PyTorch", found["summary"]
+    kept = tuple(found["ranking"][:2])
+    reference = predict_logits(student, splits.test.inputs).numpy().argmax(1)
+    assert (probe.run(kept).argmax(1) == reference).mean() > 0.95 > (probe.run(()).argmax(1) == reference).mean()
+    path, logits = probe.final(kept)  # exported with those modules in float; not run off macOS
+    assert path is None and np.array_equal(logits, probe.run(kept))
+    probe.close()
+
+
+@pytest.fixture(scope="module")
+def wide_range(tmp_path_factory) -> tuple:
+    """The deep MLP with moderate outliers in every layer, exported to ExecuTorch int8 and validated with auto repair."""
+    tmp = tmp_path_factory.mktemp("wide")
+    case = wide_range_mlp(tmp / "mlp")
+    return export_and_validate(case, "executorch", tmp, repair="auto", **{"validate.qat_epochs": 8})
+
+
+@pytest.mark.heavy
+def test_a_student_int8_hurts_everywhere_defeats_ptq_and_mixed_precision(wide_range):
+    bundle, report = wide_range
+    assert not next(r for r in report.rows if r.path == str(bundle)).passed
+    mixed = report.repairs[0]
+    assert mixed["strategy"] == "mixed" and not mixed["passed"] and "30%" in mixed["summary"], mixed["summary"]
+    assert mixed["repaired_bundle"] is None
+
+
+@pytest.mark.heavy
+@pytest.mark.xfail(reason="measured (benchmarks/README.md): 8 epochs of pt2e QAT-KD move top-1 by under a point; "
+                   "straight-through min/max fake quantization gives no gradient that shrinks an outlier's range",
+                   strict=False)
+def test_qat_brings_that_student_within_tolerance_everything_int8(wide_range):
+    _, report = wide_range
+    qat = report.repairs[-1]
+    assert qat["strategy"] == "qat" and qat["float_share"] == 0.0
+    assert qat["passed"], qat["summary"]
+
+
+@pytest.mark.heavy
+def test_distill_qat_int8_writes_a_quantization_aware_student(tmp_path):
+    """``distill --qat int8``: distillation, then QAT-KD; the checkpoint says so and still exports to int8."""
+    import torch
+
+    from edgedistill.data import load_dataset, split
+    from edgedistill.distillation.trainer import train
+    from edgedistill.modelref import save_checkpoint
+    from edgedistill.zoo import digits
+
+    torch.manual_seed(0)
+    teacher = digits.teacher(hidden=64)
+    train(teacher, split(load_dataset("digits"), 0.25, 0.1, seed=0).train, epochs=3, lr=3e-3, desc="teacher")
+    path = save_checkpoint(teacher.eval(), tmp_path / "teacher.pt", "edgedistill.zoo.digits:teacher", {"hidden": 64})
+    proc = run_cli("distill", "--teacher", path, "--student", "edgedistill.zoo.digits:student", "--epochs", "3",
+                   "--qat", "int8", "--set", "distill.qat_epochs=1", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    meta = torch.load(tmp_path / "student.pt", weights_only=True)["meta"]
+    assert meta["qat"] == {"scheme": "int8", "epochs": 1}, meta
+    proc = run_cli("export", "--student", tmp_path / "student.pt", "--teacher", path, "--format", "onnx", "-q", "int8",
+                   "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
