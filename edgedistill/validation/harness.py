@@ -203,3 +203,11 @@ def validate_bundles(bundles: list[OpenBundle], *, teacher: nn.Module, student: 
         if logits is not None:
             report.keep_outputs(row, logits)
     return report
+
+
+def failed_checks(report: Report, logits, tol: Tolerance) -> list[str]:
+    """Names of the checks ``logits`` (on the test split) fail against the report's teacher and student."""
+    student = report.row("student")
+    measured = measure(report.outputs["teacher"], report.outputs["student"], logits, report.y, top_k=report.top_k,
+                       ece_bins=report.ece_bins, student_accuracy=student.accuracy)
+    return [c.name for c in checks_for(measured, tol) if c.failed]

@@ -12,7 +12,7 @@ from edgedistill.config import PipelineConfig, Tolerance
 from edgedistill.data import Splits
 from edgedistill.distillation.qat import qat_distill
 from edgedistill.inference import predict_logits
-from edgedistill.validation.harness import OpenBundle
+from edgedistill.validation.harness import OpenBundle, failed_checks
 from edgedistill.validation.localize import agreement
 from edgedistill.validation.quant_probe import QuantProbe
 from edgedistill.validation.repaired_bundle import add_repaired
@@ -24,8 +24,6 @@ log = logging.getLogger("edgedistill")
 def repair_qat(report: Report, row: Row, bundle: OpenBundle, probe: QuantProbe, tol: Tolerance, splits: Splits,
                config: PipelineConfig, teacher: nn.Module | None) -> dict[str, Any]:
     """Fine-tune the student under int8 fake quantization against the teacher, export it all-int8, check it."""
-    from edgedistill.validation.repair import failed_checks
-
     result: dict[str, Any] = {"bundle": str(bundle.folder), "strategy": "qat", "passed": False, "kept_float": [],
                               "steps": [], "repaired_bundle": None, "float_share": 0.0}
     if teacher is None:

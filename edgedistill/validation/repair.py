@@ -30,21 +30,13 @@ from edgedistill.exporter import calibration_set
 from edgedistill.formats import get as get_format
 from edgedistill.mixed_precision import quantizable_modules
 from edgedistill.validation.checks import checks_for
-from edgedistill.validation.harness import OpenBundle, measure, tolerance_for
+from edgedistill.validation.harness import OpenBundle, failed_checks, tolerance_for
 from edgedistill.validation.localize import localize
 from edgedistill.validation.quant_probe import QuantProbe
 from edgedistill.validation.repaired_bundle import add_repaired
 from edgedistill.validation.results import Report, Row
 
 log = logging.getLogger("edgedistill")
-
-
-def failed_checks(report: Report, logits, tol: Tolerance) -> list[str]:
-    """Names of the checks ``logits`` (on the test split) fail against the report's teacher and student."""
-    student = report.row("student")
-    measured = measure(report.outputs["teacher"], report.outputs["student"], logits, report.y, top_k=report.top_k,
-                       ece_bins=report.ece_bins, student_accuracy=student.accuracy)
-    return [c.name for c in checks_for(measured, tol) if c.failed]
 
 
 def repair_mixed(report: Report, row: Row, bundle: OpenBundle, probe: QuantProbe, tol: Tolerance, splits: Splits,
