@@ -67,6 +67,51 @@ def require_calibration(calibration: dict[str, np.ndarray] | None) -> None:
         raise UserError("int8 needs a calibration set of representative inputs (none or empty given)")
 
 
+def _xnnpack_quantizer(config: Any) -> Any:
+    """XNNPACKQuantizer with ``config`` globally, whose scalar-to-attribute step leaves integer arithmetic alone.
+
+    The stock step turns every scalar operand of add/mul into a float32 constant, so the integer
+    ``arange(kv_len) + 0`` of transformers' attention-mask code becomes float and then fails as an
+    index ("tensors used as indices must be long ..."). Only floating-point add/mul are quantized,
+    so only their scalars need to become tensors.
+    """
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+
+    class FloatScalarsQuantizer(XNNPACKQuantizer):
+        def transform_for_annotation(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            return float_scalars_to_attrs(model)
+
+    return FloatScalarsQuantizer().set_global(config)
+
+
+def float_scalars_to_attrs(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Scalar operands of floating-point add/mul become float32 constant attributes (so the quantizer can
+    observe them); integer add/mul keep their scalars."""
+    targets = (torch.ops.aten.add.Tensor, torch.ops.aten.mul.Tensor)
+    count = 0
+    for node in list(model.graph.nodes):
+        value = node.meta.get("val")
+        if node.op != "call_function" or node.target not in targets or not isinstance(value, torch.Tensor):
+            continue
+        if not value.dtype.is_floating_point:
+            continue
+        args = []
+        for arg in node.args:
+            if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+                while hasattr(model, f"_float_scalar_{count}"):
+                    count += 1
+                name, constant = f"_float_scalar_{count}", torch.tensor(float(arg))
+                model.register_buffer(name, constant)
+                with model.graph.inserting_before(node):
+                    attr = model.graph.create_node("get_attr", name, (), {})
+                attr.meta["val"] = value.fake_mode.from_tensor(constant, static_shapes=True)
+                arg = attr
+            args.append(arg)
+        node.args = tuple(args)
+    model.recompile()
+    return model
+
+
 def _keep_in_float(quantizer: Any, model: nn.Module, float_modules: Sequence[str]) -> None:
     unknown = sorted(set(float_modules) - {name for name, _ in model.named_modules()})
     if unknown:
@@ -96,18 +141,16 @@ def prepare(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, schem
             from edgedistill.formats.coreml import int8_quantizer
 
             return calibrated(model, example_inputs, int8_quantizer(), calibration, shapes), shapes
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-            XNNPACKQuantizer, get_symmetric_quantization_config)
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
 
-        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+        quantizer = _xnnpack_quantizer(get_symmetric_quantization_config(is_per_channel=True))
         _keep_in_float(quantizer, model, float_modules)
         return calibrated(model, example_inputs, quantizer, calibration, shapes), shapes
     if scheme == "int8-dynamic":
         if backend != "xnnpack":
             raise UserError(f"executorch backend {backend} does not support int8-dynamic; use int8 or the xnnpack backend")
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-            XNNPACKQuantizer, get_symmetric_quantization_config)
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
 
         config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
-        return calibrated(model, example_inputs, XNNPACKQuantizer().set_global(config), None, shapes), shapes
+        return calibrated(model, example_inputs, _xnnpack_quantizer(config), None, shapes), shapes
     return model, shapes
