@@ -125,10 +125,11 @@ def _keep_in_float(quantizer: Any, model: nn.Module, float_modules: Sequence[str
 
 def prepare(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme: str, backend: str,
             calibration: dict[str, np.ndarray] | None, dynamic_batch: bool, max_batch: int,
-            float_modules: Sequence[str] = ()) -> tuple[nn.Module, Any]:
+            float_modules: Sequence[str] = (), float_norms: Sequence[str] = ()) -> tuple[nn.Module, Any]:
     """The module to export for ``scheme`` on ``backend``, and its dynamic shapes.
 
-    ``float_modules``: submodules kept in floating point under xnnpack int8 (accuracy-aware mixed precision).
+    ``float_modules``: submodules kept in floating point under xnnpack int8 (accuracy-aware mixed precision);
+    ``float_norms``: normalisation submodules always kept in float under int8 and int8-dynamic.
     """
     if float_modules and (scheme != "int8" or backend != "xnnpack"):
         raise UserError("float_modules applies to the int8 scheme on the xnnpack backend only")
@@ -144,7 +145,7 @@ def prepare(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, schem
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
 
         quantizer = _xnnpack_quantizer(get_symmetric_quantization_config(is_per_channel=True))
-        _keep_in_float(quantizer, model, float_modules)
+        _keep_in_float(quantizer, model, [*float_modules, *float_norms])
         return calibrated(model, example_inputs, quantizer, calibration, shapes), shapes
     if scheme == "int8-dynamic":
         if backend != "xnnpack":
@@ -152,5 +153,7 @@ def prepare(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, schem
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
 
         config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
-        return calibrated(model, example_inputs, _xnnpack_quantizer(config), None, shapes), shapes
+        quantizer = _xnnpack_quantizer(config)
+        _keep_in_float(quantizer, model, float_norms)
+        return calibrated(model, example_inputs, quantizer, None, shapes), shapes
     return model, shapes
