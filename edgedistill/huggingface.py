@@ -59,7 +59,7 @@ class HFClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         mask = attention_mask
         if self.additive_mask:
-            dtype = self.model.get_input_embeddings().weight.dtype
+            dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
             mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * MASKED_SCORE
         extra = {}
         if self.additive_mask and getattr(self.model.config, "type_vocab_size", 0):
