@@ -20,6 +20,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 Fraction = Field(ge=0.0, le=1.0)
+DEMO_TEACHER_EPOCHS = 40
 
 
 class _Section(BaseModel):
@@ -36,7 +37,9 @@ class ModelRef(_Section):
 
 class TeacherConfig(ModelRef):
     model: str = "edgedistill.zoo.digits:teacher"
-    train_epochs: int = Field(40, ge=0, description="train the teacher on labels first (demo); 0 = use as is")
+    train_epochs: int | None = Field(
+        None, ge=0, description="train (or fine-tune) the teacher on labels first for N epochs; 0 = use as is; "
+        f"unset = use as is, except a factory marked needs_training (the demo's) trains {DEMO_TEACHER_EPOCHS}")
     train_lr: float = Field(3e-3, gt=0)
 
 

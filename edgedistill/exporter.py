@@ -25,6 +25,7 @@ from edgedistill.errors import UserError
 from edgedistill.fileio import atomic_path, ensure_writable_dir, sha256_file, size_bytes
 from edgedistill.formats.base import NEEDS_CALIBRATION, HostRunUnavailable
 from edgedistill.quiet import quiet
+from edgedistill.text_preprocessing import app_preprocessing, bundle_vocabulary, write_vocabulary
 from edgedistill.validation.metrics import softmax
 
 log = logging.getLogger("edgedistill")
@@ -53,8 +54,10 @@ def check_requested(artifacts: list[ArtifactSpec]) -> None:
 
 def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, sample: Inputs,
                   calibration: Inputs | None, golden: dict[str, np.ndarray], info: dict[str, Any],
-                  dynamic_batch: bool = True) -> Path:
-    """Export one artifact and write its bundle folder atomically; returns the folder."""
+                  dynamic_batch: bool = True, vocab: list[str] | None = None) -> Path:
+    """Export one artifact and write its bundle folder atomically; returns the folder.
+
+    ``vocab``: the tokenizer vocabulary an app needs (written as ``tokenizer/vocab.txt``)."""
     fmt_name, scheme, options = spec.format, spec.quantization, spec.options
     module = formats.get(fmt_name)
     example = tuple(torch.as_tensor(v[:2]) for v in sample.values())
@@ -74,6 +77,8 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
         max_batch = getattr(module, "MAX_BATCH", None) if result.dynamic_batch else 1
         host_run = _run_back(module, model_path, max_batch, sample, n_classes, f"{fmt_name} {scheme}")
         write_golden(tmp, golden)
+        if vocab is not None:
+            write_vocabulary(tmp, vocab)
         batch: int | str = "batch" if result.dynamic_batch else 1
         dtypes = result.details.get("input_dtypes", {})  # what the model file takes, when the format narrows it
         manifest = Manifest(
@@ -123,8 +128,11 @@ def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir
               "student_probs": softmax(predict_logits(student, gx).numpy()).astype(np.float32)}
     if teacher is not None:
         golden["teacher_probs"] = softmax(predict_logits(teacher, gx).numpy()).astype(np.float32)
-    info = {"labels": train.labels, "preprocessing": train.preprocessing, "temperature": temperature,
+    if test.texts is not None:  # apps check their own tokenizer against these
+        golden["text"] = np.asarray(test.texts[:golden_count], dtype=np.str_)
+    info = {"labels": train.labels, "preprocessing": app_preprocessing(train.preprocessing), "temperature": temperature,
             "student": dict(student_info or {})}
+    vocab = bundle_vocabulary(train.preprocessing)
     if calibration is None and NEEDS_CALIBRATION & {a.quantization for a in artifacts}:
         calibration = calibration_set(train, calibration_samples)
     written: list[Path] = []
@@ -133,7 +141,8 @@ def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir
         label = spec.format + (f" ({spec.options['backend']})" if spec.options.get("backend") else "")
         try:
             written.append(export_bundle(student, spec, out_dir=Path(out_dir), sample=test.inputs,
-                                         calibration=calibration, golden=golden, info=info, dynamic_batch=dynamic_batch))
+                                         calibration=calibration, golden=golden, info=info, dynamic_batch=dynamic_batch,
+                                         vocab=vocab))
         except UserError as exc:
             failed.setdefault(label, f"{spec.quantization}: {exc}")
     if failed:  # the failed artifacts left nothing behind (atomic); the others are complete and kept

@@ -25,7 +25,9 @@ from edgedistill.errors import UserError
 from edgedistill.exporter import check_requested, export_student
 from edgedistill.fileio import ensure_writable_dir
 from edgedistill.huggingface import hf_directory
-from edgedistill.modelref import count_parameters, factory_of, has_weights, load_model, save_checkpoint
+from edgedistill.text_preprocessing import recorded_preprocessing
+from edgedistill.modelref import (count_parameters, factory_of, has_weights, load_model, save_checkpoint,
+                                  teacher_training_epochs)
 from edgedistill.validation.device_outputs import validate_device_run
 from edgedistill.validation.harness import Report, check_bundle_classes, open_bundles, validate_bundles
 from edgedistill.validation.report import write_reports
@@ -44,7 +46,14 @@ def load_splits(config: PipelineConfig) -> Splits:
     """The config's data, split the same way in every stage (so the test split stays held out)."""
     d = config.data
     tokenizer = d.tokenizer or hf_directory(config.teacher.model)  # text defaults to the teacher's tokenizer
-    data = load_dataset(d.source, tokenizer=tokenizer, max_length=d.max_length, text_field=d.text_field,
+    max_length = d.max_length
+    if Path(d.source).suffix in (".jsonl", ".ndjson") and (tokenizer is None or "max_length" not in d.model_fields_set):
+        # as distill tokenized it: the checkpoints (or the teacher's factory) record the tokenizer and length
+        recorded = recorded_preprocessing([config.teacher, config.student])
+        tokenizer = tokenizer or recorded.get("tokenizer")
+        if "max_length" not in d.model_fields_set and recorded.get("max_length"):
+            max_length = int(recorded["max_length"])
+    data = load_dataset(d.source, tokenizer=tokenizer, max_length=max_length, text_field=d.text_field,
                         label_field=d.label_field, image_size=d.image_size, image_mean=d.image_mean, image_std=d.image_std)
     return split(data, d.test_fraction, d.val_fraction, d.seed)
 
@@ -89,12 +98,14 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
     d = config.distill
     settings = TrainSettings(**{f.name: getattr(d, f.name) for f in fields(TrainSettings)})
     trained_teacher = out / "teacher.pt"
-    if not has_weights(config.teacher) and resume is not None and trained_teacher.is_file():
+    teacher_epochs = teacher_training_epochs(config.teacher)
+    if teacher_epochs and resume is not None and trained_teacher.is_file():
         teacher = load_model(str(trained_teacher))  # the run being resumed trained it already
-    elif not has_weights(config.teacher):
-        if config.teacher.train_epochs == 0:
-            raise UserError(f"teacher {config.teacher.model} has no weights: give a checkpoint or set teacher.train_epochs")
-        train(teacher, splits.train, val=splits.val, settings=settings, epochs=config.teacher.train_epochs,
+    elif teacher_epochs:
+        if splits.train.y is None:
+            raise UserError(f"teacher.train_epochs = {teacher_epochs} asks to train the teacher, but the data has no "
+                            f"labels (set teacher.train_epochs = 0 to use the teacher as it is)")
+        train(teacher, splits.train, val=splits.val, settings=settings, epochs=teacher_epochs,
               lr=config.teacher.train_lr, patience=0, desc="teacher")
     # later stages read the teacher from one self-describing checkpoint file
     teacher_ckpt = Path(config.teacher.model)
@@ -102,7 +113,8 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
         teacher_ckpt = trained_teacher
         if is_writer:
             factory, kwargs = factory_of(config.teacher)
-            save_checkpoint(teacher, teacher_ckpt, factory, kwargs, meta={"role": "teacher"})
+            save_checkpoint(teacher, teacher_ckpt, factory, kwargs,
+                            meta={"role": "teacher", "preprocessing": splits.train.preprocessing})
 
     if student is None:
         student, student_factory, student_kwargs = build_student(config, teacher, splits.train)
@@ -119,7 +131,8 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
     if is_writer:
         save_checkpoint(student, student_ckpt, student_factory, student_kwargs,
                         meta={"role": "student", "temperature": d.temperature, "alpha": d.alpha,
-                              "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch})
+                              "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch,
+                              "preprocessing": splits.train.preprocessing})
     return DistillOutput(teacher_ckpt, student_ckpt, result)
 
 

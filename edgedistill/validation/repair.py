@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgedistill.bundle import read_golden
+from edgedistill.text_preprocessing import read_vocabulary
 from edgedistill.config import ArtifactSpec, PipelineConfig, Tolerance
 from edgedistill.data import Splits
 from edgedistill.exporter import calibration_set, export_bundle
@@ -54,7 +55,7 @@ def _write_repaired(bundle: OpenBundle, probe: PrefixProbe, kept: list[str], spl
                             options={**probe.options, "float_modules": list(kept)})
         written = export_bundle(probe.student, spec, out_dir=staging, sample=splits.test.inputs,
                                 calibration=probe.calibration, golden=read_golden(bundle.folder), info=info,
-                                dynamic_batch=m.dynamic_batch)
+                                dynamic_batch=m.dynamic_batch, vocab=read_vocabulary(bundle.folder))
         if final.exists():
             shutil.rmtree(final)
         os.replace(written, final)
