@@ -136,7 +136,7 @@ def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir
     if calibration is None and NEEDS_CALIBRATION & {a.quantization for a in artifacts}:
         calibration = calibration_set(train, calibration_samples)
     written: list[Path] = []
-    failed: dict[str, str] = {}  # format -> first error; every artifact is tried so the error can say what works
+    failed: list[str] = []  # one line per artifact that failed; every artifact is tried so the error says what works
     for spec in artifacts:
         label = spec.format + (f" ({spec.options['backend']})" if spec.options.get("backend") else "")
         try:
@@ -144,9 +144,10 @@ def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir
                                          calibration=calibration, golden=golden, info=info, dynamic_batch=dynamic_batch,
                                          vocab=vocab))
         except UserError as exc:
-            failed.setdefault(label, f"{spec.quantization}: {exc}")
+            failed.append(f"{label} {spec.quantization}: {exc}")
     if failed:  # the failed artifacts left nothing behind (atomic); the others are complete and kept
-        accepted = sorted({spec.format for spec in artifacts} - {label.split()[0] for label in failed})
-        hint = f"; formats that accepted the model (bundles written): {', '.join(accepted)}" if accepted else ""
-        raise UserError("; ".join(f"{label} {msg}" for label, msg in failed.items()) + hint)
+        accepted = sorted({folder.name.split("-")[1] for folder in written})  # student-<format>-...
+        hint = (f"; formats that accepted the model (bundles written): {', '.join(accepted)} "
+                f"({', '.join(folder.name for folder in written)})" if written else "; no bundle written")
+        raise UserError("; ".join(failed) + hint)
     return written

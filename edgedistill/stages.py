@@ -8,7 +8,7 @@ and the Python API both call these, so the Python API gets every check the CLI h
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -33,6 +33,12 @@ from edgedistill.validation.harness import Report, check_bundle_classes, open_bu
 from edgedistill.validation.report import write_reports
 
 log = logging.getLogger("edgedistill")
+PRETRAINED_LR = 1e-4  # fine-tuning rate for students holding pretrained transformer layers
+
+
+def is_pretrained_transformer(model: torch.nn.Module) -> bool:
+    """Whether ``model`` holds a Hugging Face transformer (its weights come from pretraining, not from scratch)."""
+    return any(getattr(getattr(m, "config", None), "model_type", None) for m in model.modules())
 
 
 @dataclass
@@ -92,6 +98,9 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
         check_vocabulary(student, splits.train, "student")
         check_compatible(teacher, student, splits.train)
     check_feature_names(config, teacher, student)
+    if splits.train.y is None and config.distill.alpha < 1 and "alpha" not in config.distill.model_fields_set:
+        log.info("the data has no labels: distilling on the teacher's soft labels alone (alpha = 1)")
+        config = config.model_copy(update={"distill": config.distill.model_copy(update={"alpha": 1.0})})
     if splits.train.y is None and config.distill.alpha < 1:
         raise UserError(f"the data has no labels, so distill.alpha must be 1 (got {config.distill.alpha})")
 
@@ -122,6 +131,10 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
     t_params, s_params = count_parameters(teacher), count_parameters(student)
     log.info("teacher %s parameters, student %s (%.1f%%)", f"{t_params:,}", f"{s_params:,}", 100 * s_params / t_params)
 
+    if "lr" not in d.model_fields_set and is_pretrained_transformer(student):
+        # the digits-sized default (1e-2) wrecks pretrained attention weights in a few steps
+        settings = replace(settings, lr=PRETRAINED_LR)
+        log.info("student starts from pretrained transformer weights: learning rate %g (set distill.lr to change)", settings.lr)
     objective = objective_for(config, student, teacher, splits.train)
     with objective.attached():  # feature losses: hooks on the student and teacher while training
         result = train(student, splits.train, teacher=teacher, val=splits.val, settings=settings,
