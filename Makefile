@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-all clean
 
 setup: $(VENV)/.installed
 
@@ -19,8 +19,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/edgedistill demo
 
+# two workers on the two cores; a module's tests stay on one worker so its exported fixtures are built once
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadscope
+
+# also the exhaustive format x scheme matrices (marked heavy)
+test-all: setup
+	$(PY) -m pytest -n 2 --dist loadscope -m 'heavy or not heavy'
 
 clean:
 	rm -rf edgedistill-out .pytest_cache
