@@ -48,6 +48,12 @@ class StudentConfig(ModelRef):
     keep_every: int = Field(0, ge=0, description="derive the student from the teacher, keeping every k-th layer "
                             "(or block); 0 = build student.model")
     keep_layers: list[int] = Field(default_factory=list, description="derive: exactly these teacher layers")
+    hidden_size: int = Field(0, ge=0, description="derive a narrower student: hidden size (teacher's most important "
+                             "dimensions); 0 = the teacher's")
+    heads: int = Field(0, ge=0, description="derive: attention heads per layer (most important kept); 0 = the teacher's")
+    ffn: int = Field(0, ge=0, description="derive: FFN width per layer (most important neurons kept); 0 = the teacher's")
+    prune_vocab: bool = Field(False, description="derive: keep embedding rows only for tokens seen in the training "
+                              "data (+ special tokens); other ids read [UNK]'s row")
 
 
 class DataConfig(_Section):

@@ -128,6 +128,7 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
     if student is None:
         student, student_factory, student_kwargs = build_student(config, teacher, splits.train)
         check_compatible(teacher, student, splits.train)
+    unknown = _report_unknown_tokens(student_kwargs, splits)
     t_params, s_params = count_parameters(teacher), count_parameters(student)
     log.info("teacher %s parameters, student %s (%.1f%%)", f"{t_params:,}", f"{s_params:,}", 100 * s_params / t_params)
 
@@ -135,7 +136,7 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
         # the digits-sized default (1e-2) wrecks pretrained attention weights in a few steps
         settings = replace(settings, lr=PRETRAINED_LR)
         log.info("student starts from pretrained transformer weights: learning rate %g (set distill.lr to change)", settings.lr)
-    objective = objective_for(config, student, teacher, splits.train)
+    objective = objective_for(config, student, teacher, splits.train, student_kwargs)
     with objective.attached():  # feature losses: hooks on the student and teacher while training
         result = train(student, splits.train, teacher=teacher, val=splits.val, settings=settings,
                        checkpoint_path=out / "checkpoints" / "last.pt", resume=resume, objective=objective,
@@ -145,8 +146,21 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
         save_checkpoint(student, student_ckpt, student_factory, student_kwargs,
                         meta={"role": "student", "temperature": d.temperature, "alpha": d.alpha,
                               "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch,
-                              "preprocessing": splits.train.preprocessing})
+                              "preprocessing": splits.train.preprocessing, **unknown})
     return DistillOutput(teacher_ckpt, student_ckpt, result)
+
+
+def _report_unknown_tokens(recipe: dict, splits: Splits) -> dict:
+    """With a pruned vocabulary: how many held-out tokens now read [UNK] (logged, and kept in the checkpoint)."""
+    if not recipe.get("vocab"):
+        return {}
+    from edgedistill.distillation.compact import unknown_share
+
+    test = splits.test.inputs
+    unknown, total = unknown_share(test["input_ids"], test.get("attention_mask", test["input_ids"] != 0), recipe["vocab"])
+    log.info("pruned vocabulary: %s of %s held-out tokens (%.2f%%) fall to [UNK]", f"{unknown:,}", f"{total:,}",
+             100 * unknown / max(total, 1))
+    return {"held_out_unknown_tokens": unknown, "held_out_tokens": total}
 
 
 def export(config: PipelineConfig) -> list[Path]:
