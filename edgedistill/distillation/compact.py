@@ -19,7 +19,6 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from edgedistill.errors import UserError
 
@@ -122,13 +121,13 @@ class RemappedEmbedding(nn.Module):
     """A token embedding with rows for a subset of the vocabulary; other ids read ``[UNK]``'s row.
 
     Takes the teacher's token ids (so the tokenizer and ``vocab.txt`` stay the teacher's); ``remap`` turns
-    them into rows of the small table with a lookup (a gather, which every runtime has)."""
+    them into rows of the small table with a gather, which every runtime has."""
 
     def __init__(self, embedding: nn.Embedding, kept: Sequence[int], unk_id: int):
         super().__init__()
         kept = sorted(set(int(i) for i in kept) | {int(unk_id)})
-        remap = torch.full((embedding.num_embeddings, 1), kept.index(int(unk_id)), dtype=torch.long)
-        remap[torch.tensor(kept), 0] = torch.arange(len(kept))
+        remap = torch.full((embedding.num_embeddings,), kept.index(int(unk_id)), dtype=torch.long)
+        remap[torch.tensor(kept)] = torch.arange(len(kept))
         self.register_buffer("remap", remap)
         self.table = nn.Embedding.from_pretrained(embedding.weight.detach()[kept].clone(), freeze=False)
         self.num_embeddings, self.embedding_dim = embedding.num_embeddings, embedding.embedding_dim
@@ -138,7 +137,8 @@ class RemappedEmbedding(nn.Module):
         return self.table.weight
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.table(F.embedding(ids, self.remap).squeeze(-1))
+        # index_select, not an embedding lookup: LiteRT's lookup takes float tables only
+        return self.table(torch.index_select(self.remap, 0, ids.reshape(-1)).reshape(ids.shape))
 
 
 def prune_vocabulary(model: nn.Module, kept: Sequence[int], unk_id: int) -> nn.Module:

@@ -32,7 +32,7 @@ MAX_BATCH = 1024
 # ops that move or reshape data rather than compute: leaving them to the portable kernels costs little
 _DATA_MOVEMENT = ("getitem", "sym_size", "view", "expand", "permute", "squeeze", "slice", "select", "clone",
                   "to_copy", "to_dim_order_copy", "cat", "embedding", "alias", "t_copy", "transpose", "split",
-                  "unbind", "full", "arange", "scalar_tensor")
+                  "unbind", "full", "arange", "scalar_tensor", "index_select")
 
 
 def missing() -> str | None:
