@@ -26,7 +26,7 @@ import torch
 
 from edgedistill.config import load_config
 from edgedistill.data import take
-from edgedistill.distillation.trainer import predict_logits
+from edgedistill.inference import predict_logits
 from edgedistill.formats import get
 from edgedistill.modelref import count_parameters, load_model
 from edgedistill.quiet import quiet

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edgedistill.config import PipelineConfig
-    from edgedistill.device.session import BenchReport
+    from edgedistill.device.report import BenchReport
     from edgedistill.stages import DistillOutput
     from edgedistill.validation.harness import Report
 
@@ -64,11 +64,13 @@ def run(config: "PipelineConfig | str | Path | None" = None, overrides: dict[str
 def bench(bundles: list[str | Path], device: str = "adb", *, runner: str | Path | None = None,
           config: "PipelineConfig | str | Path | None" = None, overrides: dict[str, Any] | None = None,
           identity: str | Path | None = None, known_hosts: str | Path | None = None, remote_python: str = "python3",
-          runner_kind: str | None = None, cores: list[int] | None = None, remote_dir: str | None = None) -> "BenchReport":
+          runner_kind: str | None = None, cores: list[int] | None = None, remote_dir: str | None = None,
+          app: bool = False) -> "BenchReport":
     """Benchmark bundles on a phone (``adb``, ``adb:SERIAL``) or a board (``ssh://user@host[:port]``).
 
     Settings come from the config's ``[bench]`` section; the report (``bench.json``, ``bench.md``)
     goes to ``config.out``. A failing device step raises ``DeviceError`` after the report is written.
+    ``app=True`` measures through the installed Android example app (examples/android) with ``am instrument``.
     """
     from edgedistill.device.jobs import BenchSettings
     from edgedistill.device.session import open_device, run_session
@@ -80,4 +82,4 @@ def bench(bundles: list[str | Path], device: str = "adb", *, runner: str | Path 
                          timeout=settings.timeout, remote_dir=remote_dir)
     return run_session(target, [Path(p) for p in bundles], out=Path(cfg.out), settings=settings,
                        tolerances=cfg.validate_.tolerances, runner=Path(runner) if runner else None,
-                       runner_kind=runner_kind)
+                       runner_kind=runner_kind, app=app)

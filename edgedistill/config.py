@@ -10,9 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from edgedistill.errors import UserError
+from edgedistill.formats.schemes import SCHEMES
+# ArtifactSpec, Tolerance and format_validation_error stay importable from here; they live in sections
+# because target profiles (which this module reads) are made of them too
+from edgedistill.sections import ArtifactSpec, Section as _Section, Tolerance, format_validation_error
+from edgedistill.target_profiles import TargetProfile, check_formats_of, load_profile, tolerance_overrides
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -21,10 +26,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 Fraction = Field(ge=0.0, le=1.0)
 DEMO_TEACHER_EPOCHS = 40
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class ModelRef(_Section):
@@ -36,6 +37,8 @@ class ModelRef(_Section):
 
 
 class TeacherConfig(ModelRef):
+    """``[teacher]``: the model to distil from (default: the digits demo teacher, trained on labels first)."""
+
     model: str = "edgedistill.zoo.digits:teacher"
     train_epochs: int | None = Field(
         None, ge=0, description="train (or fine-tune) the teacher on labels first for N epochs; 0 = use as is; "
@@ -44,6 +47,8 @@ class TeacherConfig(ModelRef):
 
 
 class StudentConfig(ModelRef):
+    """``[student]``: the model to train, built by its factory or derived from the teacher by keeping layers."""
+
     model: str = "edgedistill.zoo.digits:student"
     keep_every: int = Field(0, ge=0, description="derive the student from the teacher, keeping every k-th layer "
                             "(or block); 0 = build student.model")
@@ -57,6 +62,8 @@ class StudentConfig(ModelRef):
 
 
 class DataConfig(_Section):
+    """``[data]``: where the samples come from, how text and images become model inputs, and the seeded split."""
+
     source: str = Field("digits", description="'digits', an .npz, an image folder, a .jsonl text file, "
                         "or package.module:function returning a dataset")
     tokenizer: str | None = Field(None, description=".jsonl: local Hugging Face tokenizer directory "
@@ -89,6 +96,9 @@ class LossesConfig(_Section):
 
 
 class DistillConfig(_Section):
+    """``[distill]``: the training run: KD temperature and weight, optimiser and schedule, checkpoints,
+    device, and where the teacher's logits come from (in memory or a disk cache)."""
+
     temperature: float = Field(4.0, gt=0.0)
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the KD term; 1 - alpha weights CE")
     epochs: int = Field(60, ge=1)
@@ -111,21 +121,10 @@ class DistillConfig(_Section):
     cache_top_k: int = Field(100, ge=1, description="above 1000 classes, cache only the top-k logits")
 
 
-class ArtifactSpec(_Section):
-    """One artifact to build: a format, a quantization scheme and the format's options."""
-
-    format: str
-    quantization: str = "fp32"
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def bundle_name(self) -> str:
-        """Folder name of its bundle, e.g. ``student-executorch-int8`` or ``student-executorch-coreml-fp16``."""
-        backend = self.options.get("backend")
-        return "-".join(["student", self.format, *([str(backend)] if backend else []), self.quantization])
-
-
 class ExportConfig(_Section):
+    """``[export]``: what to build (formats x schemes, or a target profile) and how to calibrate it."""
+
+    _profile: tuple[str, TargetProfile] | None = PrivateAttr(None)  # (target, profile) read by load_config
     target: str | None = Field(None, description="device profile (ios, android, linux-arm64 or a .toml); "
                                                  "replaces formats x quantization")
     formats: list[str] = Field(default_factory=lambda: ["executorch"])
@@ -140,50 +139,29 @@ class ExportConfig(_Section):
     def artifacts(self) -> list[ArtifactSpec]:
         """What to build: the target profile's artifacts, or every format x quantization."""
         if self.target:
-            from edgedistill.target_profiles import load_profile
-
+            profile = self._profile if self._profile is not None and self._profile[0] == self.target else None
+            profile = profile[1] if profile else load_profile(self.target, check_formats=False)
+            check_formats_of(profile, self.target)
             return [a.model_copy(update={"options": {**self.options.get(a.format, {}), **a.options}})
-                    for a in load_profile(self.target).artifacts]
+                    for a in profile.artifacts]
         return [ArtifactSpec(format=f, quantization=q, options=self.options.get(f, {}))
                 for f in self.formats for q in self.quantization]
 
 
-class Tolerance(_Section):
-    """Bounds an artifact must meet to pass validation; a bound left at None is not checked.
-
-    Names read ``min|max _ teacher|student _ metric``: the metric of the artifact against the teacher
-    or against the fp32 student (see ``edgedistill.validation.metrics.compare``).
-    """
-
-    min_teacher_top1: float | None = Field(0.90, ge=0.0, le=1.0, description="top-1 agreement with the teacher")
-    min_teacher_topk: float | None = Field(None, ge=0.0, le=1.0, description="teacher's top-1 within the artifact's top-k")
-    max_teacher_mean_kl: float | None = Field(None, ge=0.0, description="mean KL(teacher || artifact)")
-    max_teacher_max_kl: float | None = Field(None, ge=0.0, description="worst-sample KL(teacher || artifact)")
-    max_teacher_abs_dp: float | None = Field(None, ge=0.0, le=1.0, description="max |Δp| against the teacher")
-    max_teacher_p99_dp: float | None = Field(None, ge=0.0, le=1.0, description="99th percentile |Δp| vs the teacher")
-    min_student_top1: float | None = Field(None, ge=0.0, le=1.0, description="top-1 agreement with the fp32 student")
-    min_student_topk: float | None = Field(None, ge=0.0, le=1.0, description="student's top-1 within the artifact's top-k")
-    max_student_mean_kl: float | None = Field(None, ge=0.0, description="mean KL(student || artifact)")
-    max_student_max_kl: float | None = Field(None, ge=0.0, description="worst-sample KL(student || artifact)")
-    max_student_abs_dp: float | None = Field(0.05, ge=0.0, le=1.0, description="max |Δp| against the fp32 student")
-    max_student_p99_dp: float | None = Field(None, ge=0.0, le=1.0, description="99th percentile |Δp| vs the student")
-    min_accuracy: float | None = Field(None, ge=0.0, le=1.0, description="top-1 accuracy on the labels")
-    max_accuracy_drop: float | None = Field(None, ge=0.0, le=1.0, description="fp32 student accuracy minus artifact's")
-    max_ece: float | None = Field(None, ge=0.0, le=1.0, description="expected calibration error on the labels")
-
-
 def _default_tolerances() -> dict[str, Tolerance]:
-    # keys are the quantization schemes of edgedistill.formats.base.SCHEMES
+    """One tolerance per scheme of ``formats.schemes.SCHEMES``: tight for fp32 and fp16, else the lossy bounds."""
     lossy = Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.25, min_student_top1=0.95, max_accuracy_drop=0.03)
-    return {
+    exact = {
         "fp32": Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.001, min_student_top1=0.999),
         "fp16": Tolerance(min_teacher_top1=0.90, max_student_abs_dp=0.02, min_student_top1=0.99),
-        **{s: lossy.model_copy() for s in ("int8", "int8-dynamic", "int8-weight", "int4-weight",
-                                           "palettize8", "palettize6", "palettize4")},
     }
+    return {s: exact.get(s, lossy).model_copy() for s in SCHEMES}
 
 
 class ValidateConfig(_Section):
+    """``[validate]``: per-scheme tolerances (over the defaults), metric settings, and what to do on a
+    failure (localize the layer, repair by keeping layers in float)."""
+
     tolerances: dict[str, Tolerance] = Field(default_factory=_default_tolerances)
     top_k: int = Field(5, ge=1, description="k of top-k agreement (capped at the number of classes)")
     batch_size: int = Field(256, ge=1, description="samples per call, where the artifact takes batches")
@@ -244,18 +222,6 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
-def format_validation_error(exc: ValidationError, prefix: str = "config") -> str:
-    """One line describing every problem pydantic found."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{loc}'")
-        else:
-            parts.append(f"{loc}: {err['msg']}" + (f" (got {err['input']!r})" if "input" in err else ""))
-    return f"{prefix}: " + "; ".join(parts)
-
-
 def parse_override(item: str) -> tuple[str, Any]:
     """Parse ``section.key=value``; the value is read as TOML, else kept as a string."""
     if "=" not in item:
@@ -294,19 +260,21 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if value is not None:
             _apply(data, key, value)
     target = data.get("export", {}).get("target") if isinstance(data.get("export"), dict) else None
-    if target:  # precedence: defaults < the target profile's tolerances < the user's own
-        from edgedistill.target_profiles import tolerance_overrides
-
+    profile = load_profile(str(target), check_formats=False) if target else None  # read once, here
+    if profile is not None:  # precedence: defaults < the target profile's tolerances < the user's own
         validate = data.setdefault("validate", {})
         user = validate.get("tolerances", {})
-        merged = tolerance_overrides(str(target))
+        merged = tolerance_overrides(profile)
         for scheme, bounds in user.items():
             merged[scheme] = {**merged.get(scheme, {}), **bounds}
         validate["tolerances"] = merged
     try:
-        return PipelineConfig.model_validate(data)
+        config = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise UserError(format_validation_error(exc, prefix=f"config {path}" if path else "config")) from None
+    if profile is not None:
+        config.export._profile = (str(target), profile)
+    return config
 
 
 def dump_toml(config: PipelineConfig) -> str:

@@ -20,10 +20,11 @@ from edgedistill import formats
 from edgedistill.config import ArtifactSpec
 from edgedistill.bundle import GOLDEN, Manifest, TensorSpec, write_golden, write_manifest
 from edgedistill.data import Dataset, Inputs, take
-from edgedistill.distillation.trainer import predict_logits
 from edgedistill.errors import UserError
 from edgedistill.fileio import atomic_path, ensure_writable_dir, sha256_file, size_bytes
-from edgedistill.formats.base import NEEDS_CALIBRATION, HostRunUnavailable
+from edgedistill.formats.base import HostRunUnavailable
+from edgedistill.formats.schemes import NEEDS_CALIBRATION, check_scheme
+from edgedistill.inference import predict_logits
 from edgedistill.quiet import quiet
 from edgedistill.text_preprocessing import app_preprocessing, bundle_vocabulary, write_vocabulary
 from edgedistill.validation.metrics import softmax
@@ -43,9 +44,7 @@ def check_requested(artifacts: list[ArtifactSpec]) -> None:
         raise UserError("nothing to export: give at least one format and one quantization scheme")
     for spec in artifacts:
         module = formats.get(spec.format)
-        if spec.quantization not in module.SCHEMES:
-            raise UserError(f"format {spec.format} does not support quantization {spec.quantization!r}; "
-                            f"supported: {', '.join(module.SCHEMES)}")
+        check_scheme(spec.format, module.SCHEMES, spec.quantization)
         with quiet():  # importing a backend prints warnings of its own
             problem = module.missing()
         if problem:
@@ -74,7 +73,7 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
             left = ", ".join(f"{op} x{n}" for op, n in result.details.get("portable_compute_ops", {}).items())
             log.warning("warning: %s %s: %d compute op(s) not delegated to %s, running in slow portable kernels: %s",
                         fmt_name, scheme, result.portable_compute_ops, result.backend or module.BACKEND, left)
-        max_batch = getattr(module, "MAX_BATCH", None) if result.dynamic_batch else 1
+        max_batch = module.MAX_BATCH if result.dynamic_batch else 1
         host_run = _run_back(module, model_path, max_batch, sample, n_classes, f"{fmt_name} {scheme}")
         write_golden(tmp, golden)
         if vocab is not None:

@@ -99,7 +99,7 @@ def load_hf_model(directory: str | Path, *, num_labels: int | None = None, head:
                         f"(it takes num_labels, head, head_kwargs)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     transformers = require("transformers", "hf", "Hugging Face transformers")
-    from edgedistill.modelref import import_factory
+    from edgedistill.factories import import_factory
     from edgedistill.quiet import quiet
 
     directory = Path(directory)

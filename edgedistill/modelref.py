@@ -8,37 +8,18 @@ architecture, so the file alone is a complete reference.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from edgedistill.config import ModelRef
 from edgedistill.errors import UserError
+from edgedistill.factories import import_factory
 from edgedistill.fileio import atomic_path
 
 CHECKPOINT_KIND = "edgedistill.checkpoint/1"
-
-
-def import_factory(spec: str) -> Callable[..., Any]:
-    """Import ``package.module:function`` (a one-line UserError when it does not resolve)."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise UserError(f"factory {spec!r} must look like package.module:function")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(f"factory {spec!r} does not import: {exc}") from None
-    target: Any = module
-    for part in attr.split("."):
-        if not hasattr(target, part):
-            raise UserError(f"factory {spec!r}: module {module_name} has no attribute {attr!r}")
-        target = getattr(target, part)
-    if not callable(target):
-        raise UserError(f"factory {spec!r} is not callable")
-    return target
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

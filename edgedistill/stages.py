@@ -20,14 +20,15 @@ from edgedistill.distillation.distributed import process_group
 from edgedistill.distillation.recipe import (build_student, check_feature_names, derives_student, objective_for,
                                              teacher_outputs_for)
 from edgedistill.distillation.students import check_vocabulary
-from edgedistill.distillation.trainer import TrainResult, TrainSettings, check_compatible, train
+from edgedistill.distillation.trainer import TrainResult, TrainSettings, train
 from edgedistill.errors import UserError
 from edgedistill.exporter import check_requested, export_student
 from edgedistill.fileio import ensure_writable_dir
 from edgedistill.huggingface import hf_directory
-from edgedistill.text_preprocessing import recorded_preprocessing
+from edgedistill.inference import check_compatible
 from edgedistill.modelref import (count_parameters, factory_of, has_weights, load_model, save_checkpoint,
                                   teacher_training_epochs)
+from edgedistill.text_preprocessing import recorded_preprocessing
 from edgedistill.validation.device_outputs import validate_device_run
 from edgedistill.validation.harness import Report, check_bundle_classes, open_bundles, validate_bundles
 from edgedistill.validation.report import write_reports

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from edgedistill.config import ArtifactSpec, Tolerance, _Section, format_validation_error
 from edgedistill.errors import UserError
+from edgedistill.sections import ArtifactSpec, Section, Tolerance, format_validation_error
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,7 +22,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-class TargetProfile(_Section):
+class TargetProfile(Section):
     """One device class."""
 
     name: str
@@ -39,18 +39,24 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in BUILTIN.glob("*.toml"))
 
 
+def _where(name_or_path: str) -> str:
+    """How errors name a profile: its path, or ``target <name>`` for a built-in one."""
+    path = Path(name_or_path)
+    return str(path) if path.suffix == ".toml" else f"target {name_or_path}"
+
+
 def _read(name_or_path: str) -> tuple[str, dict[str, Any]]:
     path = Path(name_or_path)
     if path.suffix == ".toml":
         if not path.is_file():
             raise UserError(f"target profile not found: {path}")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        text = path.read_text(encoding="utf-8")
     elif name_or_path in builtin_names():
         text = (BUILTIN / f"{name_or_path}.toml").read_text(encoding="utf-8")
-        where = f"target {name_or_path}"
     else:
         raise UserError(f"unknown target {name_or_path!r}; available: {', '.join(builtin_names())} "
                         f"(or a path to your own .toml)")
+    where = _where(name_or_path)
     try:
         return where, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -65,17 +71,23 @@ def load_profile(name_or_path: str, check_formats: bool = True) -> TargetProfile
     except ValidationError as exc:
         raise UserError(format_validation_error(exc, prefix=where)) from None
     if check_formats:
-        from edgedistill import formats
-
-        for spec in profile.artifacts:
-            module = formats.get(spec.format)
-            if spec.quantization not in module.SCHEMES:
-                raise UserError(f"{where}: format {spec.format} does not support quantization {spec.quantization!r}; "
-                                f"supported: {', '.join(module.SCHEMES)}")
+        check_formats_of(profile, name_or_path)
     return profile
 
 
-def tolerance_overrides(name_or_path: str) -> dict[str, dict[str, Any]]:
-    """The profile's tolerances as plain dicts (merged under the user's own by ``load_config``)."""
-    _, data = _read(name_or_path)
-    return {k: dict(v) for k, v in data.get("tolerances", {}).items()}
+def check_formats_of(profile: TargetProfile, name_or_path: str) -> None:
+    """A UserError unless every artifact of ``profile`` (read from ``name_or_path``) names a registered
+    format and a scheme that format exports."""
+    from edgedistill import formats
+    from edgedistill.formats.schemes import check_scheme
+
+    for spec in profile.artifacts:
+        try:
+            check_scheme(spec.format, formats.get(spec.format).SCHEMES, spec.quantization)
+        except UserError as exc:
+            raise UserError(f"{_where(name_or_path)}: {exc}") from None
+
+
+def tolerance_overrides(profile: TargetProfile) -> dict[str, dict[str, Any]]:
+    """The tolerance keys the profile sets, as plain dicts (merged under the user's own by ``load_config``)."""
+    return {k: v.model_dump(exclude_unset=True) for k, v in profile.tolerances.items()}

@@ -11,7 +11,8 @@ from edgedistill.bundle import read_bundle
 from edgedistill.config import ArtifactSpec
 from edgedistill.data import Splits, load_dataset, split
 from edgedistill.exporter import export_student
-from edgedistill.distillation.trainer import predict_logits, train
+from edgedistill.distillation.trainer import train
+from edgedistill.inference import predict_logits
 from edgedistill.zoo import digits, text
 
 

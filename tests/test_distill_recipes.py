@@ -12,7 +12,8 @@ from torch import nn
 from conftest import ONE_THREAD, REPO, assert_one_line_error, run_cli
 from edgedistill.config import load_config
 from edgedistill.data import load_dataset, split
-from edgedistill.distillation.trainer import predict_logits, train
+from edgedistill.distillation.trainer import train
+from edgedistill.inference import predict_logits
 from edgedistill.modelref import count_parameters, load_model, save_checkpoint
 from edgedistill.stages import distill
 

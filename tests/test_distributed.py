@@ -13,7 +13,8 @@ import torch
 import edgedistill
 from conftest import REPO
 from edgedistill.config import load_config
-from edgedistill.distillation.trainer import predict_logits, train
+from edgedistill.distillation.trainer import train
+from edgedistill.inference import predict_logits
 from edgedistill.modelref import load_model, save_checkpoint
 from edgedistill.stages import load_splits
 from edgedistill.zoo import digits

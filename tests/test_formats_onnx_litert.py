@@ -16,7 +16,8 @@ from conftest import run_cli
 from edgedistill.bundle import read_bundle, read_golden
 from edgedistill.config import ArtifactSpec
 from edgedistill.data import Splits, load_dataset, split
-from edgedistill.distillation.trainer import predict_logits, train
+from edgedistill.distillation.trainer import train
+from edgedistill.inference import predict_logits
 from edgedistill.errors import UserError
 from edgedistill.exporter import calibration_set, export_student
 from edgedistill.fileio import sha256_file
@@ -80,7 +81,7 @@ def artifact(models, tmp_path_factory):
             info = module.export(case.model, tuple(torch.as_tensor(v[:2]) for v in sample.values()), scheme=scheme,
                                  path=path, calibration=calibration_set(case.splits.train, CALIBRATION),
                                  options={"input_names": list(sample), "int8_io": int8_io})
-            runner = module.load(path, getattr(module, "MAX_BATCH", None) if info.dynamic_batch else 1)
+            runner = module.load(path, module.MAX_BATCH if info.dynamic_batch else 1)
             made[key] = Artifact(info, runner, run_batched(runner, sample))
         return made[key]
 

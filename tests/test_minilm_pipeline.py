@@ -119,7 +119,7 @@ def held_out(flow):
 
 def _agreement(model_path: Path, fmt: str, scheme: str, held_out, tmp_path: Path) -> float:
     from edgedistill.config import ArtifactSpec
-    from edgedistill.distillation.trainer import predict_logits
+    from edgedistill.inference import predict_logits
     from edgedistill.exporter import export_student
     from edgedistill.formats import get
     from edgedistill.formats.base import run_batched

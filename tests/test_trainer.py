@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from edgedistill.data import load_dataset, split
-from edgedistill.distillation.trainer import predict_logits, train
+from edgedistill.distillation.trainer import train
+from edgedistill.inference import predict_logits
 from edgedistill.zoo import digits
 
 

@@ -24,6 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runner", type=Path, metavar="PATH",
                    help="device-built executor_runner, benchmark_model or onnxruntime_perf_test "
                    "(ssh default: the board's Python runtimes)")
+    p.add_argument("--app", action="store_true",
+                   help="adb: run the installed Android example app's instrumentation test (examples/android) "
+                   "instead of a pushed runner; pulls and validates its outputs.npz")
     p.add_argument("--runner-kind", metavar="KIND", help="runner type when the file name does not say it")
     p.add_argument("--warmup", type=int, help="warm-up runs per process (config: bench.warmup, default 5)")
     p.add_argument("--runs", type=int, help="timed runs per process (config: bench.runs, default 20)")
@@ -63,6 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
     report = bench(args.bundles, args.device, runner=args.runner, config=config, identity=args.identity,
                    known_hosts=args.known_hosts, remote_python=args.remote_python, runner_kind=args.runner_kind,
-                   cores=_cores(args.cores), remote_dir=args.remote_dir)
+                   cores=_cores(args.cores), remote_dir=args.remote_dir, app=args.app)
     print(markdown(report), end="")
     return 0 if report.passed else 1

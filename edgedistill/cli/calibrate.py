@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if common.dry_run(args, config):
         return 0
     from edgedistill.calibrate import build, write
-    from edgedistill.distillation.trainer import predict_logits
+    from edgedistill.inference import predict_logits
     from edgedistill.errors import UserError
     from edgedistill.fileio import sha256_file
     from edgedistill.modelref import has_weights, load_model

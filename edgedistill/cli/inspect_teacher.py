@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--samples and --top must be at least 1")
     from edgedistill.data import take
     from edgedistill.distillation import temperature
-    from edgedistill.distillation.trainer import predict_logits
+    from edgedistill.inference import predict_logits
     from edgedistill.modelref import has_weights, load_model
     from edgedistill.stages import load_splits
 

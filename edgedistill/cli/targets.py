@@ -19,7 +19,7 @@ def _status(fmt_name: str, options: dict) -> tuple[str, str]:
     missing = module.missing()
     if missing:
         return "no", missing
-    run_problem = getattr(module, "host_run_problem", lambda _options: None)(options)
+    run_problem = module.host_run_problem(options)
     return "yes", run_problem or "yes"
 
 

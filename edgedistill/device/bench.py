@@ -195,7 +195,12 @@ class BundleBench:
         np.savez(path, logits=logits.astype(np.float32))
         report = validate_device_outputs(self.job.folder, path, self.tolerances,
                                          name=f"{self.job.folder.name} on {self.device.name}", runtime=self.device.name)
-        row = report.rows[-1]  # the device's row (the golden teacher and student come first)
-        self.result.validation = {"passed": row.passed, "samples": report.samples, "vs_teacher": row.vs_teacher,
-                                  "vs_student": row.vs_student, "accuracy": row.accuracy,
-                                  "checks": [vars(c) for c in row.checks], "outputs": str(path)}
+        self.result.validation = validation_summary(report, path)
+
+
+def validation_summary(report: Any, outputs: Path) -> dict[str, Any]:
+    """The device row of a device-outputs report, as bench.json keeps it."""
+    row = report.rows[-1]  # the device's row (the golden teacher and student come first)
+    return {"passed": row.passed, "samples": report.samples, "vs_teacher": row.vs_teacher,
+            "vs_student": row.vs_student, "accuracy": row.accuracy,
+            "checks": [vars(c) for c in row.checks], "outputs": str(outputs)}

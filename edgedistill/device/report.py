@@ -1,14 +1,44 @@
-"""The bench report: JSON (every field) and a Markdown table with the bundles side by side."""
+"""The bench report: what a session measured (``BenchReport``), written as JSON (every field) and a
+Markdown table with the bundles side by side."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from edgedistill.device.bench import BundleResult
-from edgedistill.device.session import FAKE_LOCAL_NOTE, BenchReport
 from edgedistill.fileio import write_text_atomic
+
+FAKE_LOCAL_NOTE = ("fake-local: stand-in runners or a loopback 'device' ran the host runtimes on this machine; "
+                   "these are NOT phone or board latencies")
+
+
+@dataclass
+class BenchReport:
+    """One session: the device, the settings, one result per bundle, and the error that ended it."""
+
+    device: dict[str, Any] | None
+    settings: dict[str, Any]
+    results: list[BundleResult] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def measured_on(self) -> str:
+        fake = (self.device or {}).get("fake_local") or any(r.measured_on == "fake-local" for r in self.results)
+        return "fake-local" if fake else "device"
+
+    @property
+    def passed(self) -> bool:
+        """Every bundle ran and every validated bundle passed."""
+        return self.error is None and all(r.validation is None or r.validation["passed"] for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": 1, "measured_on": self.measured_on,
+                "note": FAKE_LOCAL_NOTE if self.measured_on == "fake-local" else None,
+                "passed": self.passed, "error": self.error, "device": self.device, "settings": self.settings,
+                "results": [asdict(r) for r in self.results]}
 
 
 def _ms(v: float | None) -> str:

@@ -8,47 +8,19 @@ from __future__ import annotations
 
 import logging
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from edgedistill.config import Tolerance
-from edgedistill.device.bench import BundleBench, BundleResult
+from edgedistill.device.bench import BundleBench
 from edgedistill.device.jobs import BenchSettings, check_runners, prepare_jobs, remote_folders
 from edgedistill.device.facts import DeviceFacts
+from edgedistill.device.report import BenchReport, write_bench_reports
 from edgedistill.device.transport import DeviceError, Transport
 from edgedistill.errors import UserError
 from edgedistill.fileio import ensure_writable_dir
 
 log = logging.getLogger("edgedistill")
-FAKE_LOCAL_NOTE = ("fake-local: stand-in runners or a loopback 'device' ran the host runtimes on this machine; "
-                   "these are NOT phone or board latencies")
-
-
-@dataclass
-class BenchReport:
-    """One session: the device, the settings, one result per bundle, and the error that ended it."""
-
-    device: dict[str, Any] | None
-    settings: dict[str, Any]
-    results: list[BundleResult] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def measured_on(self) -> str:
-        fake = (self.device or {}).get("fake_local") or any(r.measured_on == "fake-local" for r in self.results)
-        return "fake-local" if fake else "device"
-
-    @property
-    def passed(self) -> bool:
-        """Every bundle ran and every validated bundle passed."""
-        return self.error is None and all(r.validation is None or r.validation["passed"] for r in self.results)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": 1, "measured_on": self.measured_on,
-                "note": FAKE_LOCAL_NOTE if self.measured_on == "fake-local" else None,
-                "passed": self.passed, "error": self.error, "device": self.device, "settings": self.settings,
-                "results": [asdict(r) for r in self.results]}
 
 
 def open_device(spec: str, *, identity: Path | None = None, known_hosts: Path | None = None,
@@ -71,22 +43,37 @@ def open_device(spec: str, *, identity: Path | None = None, known_hosts: Path | 
 
 def run_session(device: Transport, bundles: list[Path], *, out: Path, settings: BenchSettings,
                 tolerances: dict[str, Tolerance], runner: Path | None = None,
-                runner_kind: str | None = None) -> BenchReport:
-    """Bench ``bundles`` on ``device``; writes bench.json, bench.md and raw logs under ``out``."""
-    from edgedistill.device.report import write_bench_reports
+                runner_kind: str | None = None, app: bool = False) -> BenchReport:
+    """Bench ``bundles`` on ``device``; writes bench.json, bench.md and raw logs under ``out``.
 
-    jobs = prepare_jobs(bundles, runner, runner_kind, device.default_runner)
+    ``app``: measure through the installed Android example app (device/app.py) instead of a runner.
+    """
+    from edgedistill.device import app as example_app
+
+    if app:
+        if device.kind != "adb" or runner is not None:
+            raise UserError("--app drives the Android example app: use it with --device adb and without --runner")
+        example_app.check_bundles(bundles)
+    jobs = [] if app else prepare_jobs(bundles, runner, runner_kind, device.default_runner)
     out = ensure_writable_dir(Path(out))
     report = BenchReport(device=None, settings=asdict(settings))
     try:
         device.connect()
         facts: DeviceFacts = device.facts(settings.timeout)
         report.device = facts.to_dict()
-        check_runners(jobs, facts)
-        for job, remote in zip(jobs, remote_folders(device.remote_root, jobs)):
-            raw = ensure_writable_dir(out / "raw" / job.folder.name)
-            bench = BundleBench(device, facts, job, settings, tolerances, raw, remote)
-            log.debug("%s: %s with %s", device.name, job.folder.name, job.kind)
+        if app:
+            example_app.check_app_installed(device, settings.timeout)
+            benches = [example_app.AppBench(device, facts, folder, settings, tolerances,
+                                            ensure_writable_dir(out / "raw" / folder.name),
+                                            example_app.app_remote_folder(device.remote_root, folder, k))
+                       for k, folder in enumerate(bundles)]
+        else:
+            check_runners(jobs, facts)
+            benches = [BundleBench(device, facts, job, settings, tolerances,
+                                   ensure_writable_dir(out / "raw" / job.folder.name), remote)
+                       for job, remote in zip(jobs, remote_folders(device.remote_root, jobs))]
+        for bench in benches:
+            log.debug("%s: %s", device.name, bench.result.bundle)
             try:
                 report.results.append(bench.run())
             except DeviceError as exc:

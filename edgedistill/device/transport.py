@@ -46,17 +46,25 @@ class Transport(Protocol):
     remote_root: str
     default_runner: str | None
 
-    def connect(self) -> None: ...
+    def connect(self) -> None:
+        """Check that the device answers (adb: attached, online, authorized; ssh: no password prompt),
+        else a DeviceError that says which."""
 
-    def facts(self, timeout: float) -> "DeviceFacts": ...
+    def facts(self, timeout: float) -> "DeviceFacts":
+        """What the device is: model, OS, CPU cores and their frequencies, the big cores, thermal state."""
 
-    def thermal(self, timeout: float) -> "Thermal": ...
+    def thermal(self, timeout: float) -> "Thermal":
+        """The device's thermal status now (sessions wait for a normal one between bundles)."""
 
-    def run(self, argv: Sequence[str] | str, *, step: str, timeout: float, check: bool = True) -> Completed: ...
+    def run(self, argv: Sequence[str] | str, *, step: str, timeout: float, check: bool = True) -> Completed:
+        """Run a command on the device (a list is quoted, a string runs as given in its shell);
+        ``step`` names it in errors. With ``check``, a non-zero exit status is a DeviceError."""
 
-    def push(self, local: Path, remote: str, *, step: str, timeout: float) -> None: ...
+    def push(self, local: Path, remote: str, *, step: str, timeout: float) -> None:
+        """Copy the local file ``local`` to ``remote`` on the device; a DeviceError when it fails."""
 
-    def pull(self, remote: str, local: Path, *, step: str, timeout: float) -> None: ...
+    def pull(self, remote: str, local: Path, *, step: str, timeout: float) -> None:
+        """Copy the device file ``remote`` to ``local``; a DeviceError when it fails or nothing arrives."""
 
 
 def quote_argv(argv: Sequence[str] | str) -> str:

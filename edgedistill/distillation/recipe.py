@@ -18,8 +18,8 @@ from edgedistill.distillation.students import derive_student
 from edgedistill.distillation.distributed import current
 from edgedistill.distillation.teacher_cache import cached_teacher_outputs, refuse_augmented
 from edgedistill.distillation.teacher_logits import Online, TeacherLogits
-from edgedistill.distillation.trainer import as_tensors
 from edgedistill.errors import UserError
+from edgedistill.inference import as_tensors
 from edgedistill.modelref import factory_of, load_model
 
 log = logging.getLogger("edgedistill")

@@ -22,9 +22,9 @@ from torch import nn
 
 from edgedistill.data import Dataset, take
 from edgedistill.distillation.losses import TopK
-from edgedistill.distillation.trainer import frozen, predict_logits
 from edgedistill.errors import UserError
 from edgedistill.fileio import atomic_path
+from edgedistill.inference import frozen, predict_logits
 
 log = logging.getLogger("edgedistill")
 FORMAT = "edgedistill.teacher-cache/1"

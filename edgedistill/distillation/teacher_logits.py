@@ -15,6 +15,7 @@ from torch import nn
 
 from edgedistill.data import Dataset
 from edgedistill.distillation.distributed import Dist
+from edgedistill.inference import frozen, predict_logits
 
 
 class TeacherLogits(Protocol):
@@ -33,8 +34,6 @@ class Precomputed:
 
     def __init__(self, teacher: nn.Module, data: Dataset, dist: Dist | None = None,
                  device: torch.device | None = None, batch_size: int = 1024):
-        from edgedistill.distillation.trainer import frozen, predict_logits  # trainer imports this module
-
         dist, device = dist or Dist(), device or torch.device("cpu")
         with frozen(teacher):
             rows = lambda lo, hi: predict_logits(teacher, {k: v[lo:hi] for k, v in data.inputs.items()}, batch_size)  # noqa: E731

@@ -1,26 +1,18 @@
-"""The contract every format module fulfils (checked by tests, not by inheritance).
+"""The contract every format module fulfils (``Format`` below), and the pieces formats share.
 
-A format module defines, at module level:
+A format is a module, not a class: ``Format`` is a ``typing.Protocol`` that the module object itself
+satisfies (its module-level names), and ``tests/test_format_contract.py`` checks every registered
+module against it. Every part is required; the ones only some formats use have a stated default
+value to write (``FLOAT_MODULES = False``, ``host_run_problem`` returning None), so callers never
+need a ``getattr`` fallback.
 
-- ``NAME``: registry name; ``SUFFIX``: model file suffix; ``EXTRA``: the pip extra it needs;
-  ``BACKEND``: what the model is lowered to; ``SCHEMES``: the quantization schemes it exports;
-- ``missing() -> str | None``: None when export and run work here, else what to install;
-- ``export(model, example_inputs, *, scheme, path, calibration, dynamic_batch, options) -> ExportInfo``
-  (``options``: the format's table from ``[export.options.<format>]``);
-- ``load(path, max_batch) -> Runner``: the host runner, in the format's real runtime; raises
-  ``HostRunUnavailable`` where this machine cannot run the artifact (Core ML off macOS), so export
-  records the run as skipped;
-- optional ``host_run_problem(options) -> str | None``: None when an artifact built with ``options``
-  (validation passes ``{"backend": manifest.backend}``) runs on this machine, else why not; validation
-  then reports the bundle as not run (skipped checks), never as passed;
-- optional ``FLOAT_MODULES = True``: ``export`` honours ``options["float_modules"]`` (submodule names kept
-  in floating point under a quantized scheme), which ``validate --repair`` uses.
+``options`` (``[export.options.<format>]``) always holds ``input_names``: the model's input names
+in argument order (the Dataset keys), which formats that name their graph inputs use so the file
+matches the manifest.
 
-``options`` always holds ``input_names``: the model's input names in argument order (the Dataset
-keys), which formats that name their graph inputs use so the file matches the manifest.
-
-Quantization schemes share one vocabulary across formats (``SCHEMES`` below), so target profiles
-and tolerances can name them without knowing the format.
+Quantization schemes share one vocabulary across formats (``SCHEMES``, from ``schemes``), so target
+profiles and tolerances can name them without knowing the format. A format module imports only
+shared modules (this one, ``schemes``, ``shared_*``), never another format.
 """
 
 from __future__ import annotations
@@ -36,20 +28,8 @@ import torch
 from torch import nn
 
 from edgedistill.errors import UserError
-
-
-SCHEMES: dict[str, str] = {
-    "fp32": "no quantization",
-    "fp16": "half-precision weights and compute",
-    "int8": "static int8 weights and activations, calibrated on a calibration set",
-    "int8-dynamic": "int8 weights, activations quantized at run time (no calibration)",
-    "int8-weight": "weight-only int8, float compute (no calibration)",
-    "int4-weight": "weight-only int4, float compute (no calibration)",
-    "palettize8": "8-bit weight palettization (Core ML)",
-    "palettize6": "6-bit weight palettization (Core ML)",
-    "palettize4": "4-bit weight palettization (Core ML)",
-}
-NEEDS_CALIBRATION = frozenset({"int8"})
+# re-exported: the scheme vocabulary and its rules belong to the contract formats are checked against
+from edgedistill.formats.schemes import NEEDS_CALIBRATION, SCHEMES, check_request  # noqa: F401
 
 
 @dataclass
@@ -70,13 +50,40 @@ class HostRunUnavailable(UserError):
     """This machine cannot run the artifact (e.g. Core ML off macOS): a skip with a reason, not a failure."""
 
 
-
 class Runner(Protocol):
     """Runs a loaded artifact on numpy inputs and returns its first output (logits) as numpy."""
 
     max_batch: int | None
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray: ...
+
+
+class Format(Protocol):
+    """What a format module defines at module level (checked by tests/test_format_contract.py)."""
+
+    NAME: str  # registry name
+    SUFFIX: str  # model file suffix (".pte"; ".mlpackage" is a folder)
+    EXTRA: str  # the pip extra that installs its backend: pip install 'edgedistill[<EXTRA>]'
+    BACKEND: str  # what the model is lowered to (the manifest's backend unless ExportInfo.backend says another)
+    SCHEMES: tuple[str, ...]  # the quantization schemes it exports, a subset of SCHEMES
+    MAX_BATCH: int  # the largest batch a dynamic-batch artifact takes (1 where the batch is fixed)
+    FLOAT_MODULES: bool  # export honours options["float_modules"] (submodules kept float; validate --repair)
+
+    def missing(self) -> str | None:
+        """None when export and run work here, else what to install; never fails when the backend is absent."""
+
+    def host_run_problem(self, options: dict | None = None) -> str | None:
+        """None when an artifact built with ``options`` (validation passes ``{"backend": manifest.backend}``)
+        runs on this machine, else why not: validation then reports it as not run, never as passed."""
+
+    def export(self, model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme: str, path: Path,
+               calibration: dict[str, np.ndarray] | None = None, dynamic_batch: bool = True,
+               options: dict | None = None) -> ExportInfo:
+        """Write the artifact for ``scheme`` at ``path``; ``options`` is the format's table plus ``input_names``."""
+
+    def load(self, path: Path, max_batch: int | None = None) -> Runner:
+        """The host runner, in the format's real runtime; HostRunUnavailable where this machine cannot
+        run the artifact (Core ML off macOS), so export records the run as skipped."""
 
 
 def run_batched(runner: Runner, inputs: dict[str, np.ndarray], batch_size: int = 256,
@@ -95,18 +102,33 @@ def run_batched(runner: Runner, inputs: dict[str, np.ndarray], batch_size: int =
     return np.concatenate(outputs)
 
 
-def check_request(fmt: str, schemes: Sequence[str], scheme: str, calibration: dict[str, np.ndarray] | None) -> None:
-    """A UserError for a scheme ``fmt`` does not export, or for int8 without calibration inputs."""
-    if scheme not in schemes:
-        raise UserError(f"format {fmt} does not support quantization {scheme!r}; supported: {', '.join(schemes)}")
-    if scheme in NEEDS_CALIBRATION and (not calibration or len(next(iter(calibration.values()))) == 0):
-        raise UserError(f"{scheme} needs a calibration set of representative inputs (none or empty given)")
-
-
 def calibration_batches(calibration: dict[str, np.ndarray], batch_size: int = 32) -> Sequence[tuple[torch.Tensor, ...]]:
     """Split a calibration set into batches of model arguments for observers."""
     arrays = list(calibration.values())
     return [tuple(torch.as_tensor(a[i : i + batch_size]) for a in arrays) for i in range(0, len(arrays[0]), batch_size)]
+
+
+def dynamic_shapes(example_inputs: Sequence[torch.Tensor], dynamic_batch: bool, max_batch: int,
+                   varargs: bool = False) -> Any:
+    """torch.export dynamic shapes with a shared dynamic batch axis (None when static)."""
+    if not dynamic_batch:
+        return None
+    batch = torch.export.Dim("batch", min=1, max=max_batch)
+    shapes = tuple({0: batch} for _ in example_inputs)
+    return (shapes,) if varargs else shapes  # a *inputs signature takes its shapes as one nested tuple
+
+
+def calibrated(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], quantizer: Any,
+               calibration: dict[str, np.ndarray] | None, shapes: Any) -> nn.Module:
+    """pt2e: export, insert ``quantizer``'s observers, run the calibration set (or the examples), convert."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    graph = torch.export.export(model, example_inputs, dynamic_shapes=shapes).module()
+    prepared = prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for batch in calibration_batches(calibration) if calibration else [example_inputs]:
+            prepared(*batch)
+    return convert_pt2e(prepared)
 
 
 class ConversionCache:

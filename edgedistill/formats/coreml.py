@@ -27,7 +27,10 @@ import torch
 from torch import nn
 
 from edgedistill.errors import UserError, require
-from edgedistill.formats.base import ExportInfo, HostRunUnavailable, lowering_error
+from edgedistill.formats.base import (ExportInfo, HostRunUnavailable, calibrated, dynamic_shapes,
+                                      lowering_error)
+from edgedistill.formats.schemes import check_scheme, require_calibration
+from edgedistill.formats.shared_coreml import compile_options, int8_quantizer
 
 NAME = "coreml"
 SUFFIX = ".mlpackage"
@@ -35,7 +38,7 @@ EXTRA = "coreml"
 BACKEND = "mlprogram"
 SCHEMES = ("fp32", "fp16", "int8", "int8-weight", "palettize8", "palettize6", "palettize4")
 MAX_BATCH = 1024
-OPTIONS = ("minimum_deployment_target", "compute_precision", "compute_units", "weight_threshold")
+FLOAT_MODULES = False  # coremltools compresses the whole program; no per-module float exclusion
 UNITS_KEY = "com.edgedistill.compute_units"
 _DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "INT32": "int32", "DOUBLE": "float64"}
 
@@ -52,44 +55,6 @@ def missing() -> str | None:
 def host_run_problem(options: dict | None = None) -> str | None:
     """Why this machine cannot run a Core ML model (None on macOS)."""
     return None if platform.system() == "Darwin" else f"Core ML runs only on macOS (this is {platform.system()})"
-
-
-def _enum(kind: Any, value: str, key: str) -> Any:
-    if value not in kind.__members__:
-        raise UserError(f"coreml option {key} = {value!r} is unknown; use one of {', '.join(kind.__members__)}")
-    return kind[value]
-
-
-def compile_options(options: dict[str, Any], scheme: str) -> tuple[Any, Any, Any]:
-    """(deployment target, compute precision, compute units) as coremltools enums, from options and scheme."""
-    import coremltools as ct
-
-    unknown = set(options) - set(OPTIONS)
-    if unknown:
-        raise UserError(f"unknown coreml option(s) {', '.join(sorted(unknown))}; known: {', '.join(OPTIONS)}")
-    target = _enum(ct.target, str(options.get("minimum_deployment_target", "iOS17")), "minimum_deployment_target")
-    wanted = {"fp32": "fp32", "fp16": "fp16"}.get(scheme)
-    precision = str(options.get("compute_precision", wanted or "fp16"))
-    if precision not in ("fp16", "fp32") or (wanted and precision != wanted):
-        raise UserError(f"coreml compute_precision {precision!r} does not fit scheme {scheme} (use fp16 or fp32)")
-    if scheme == "int8" and target < ct.target.iOS17:
-        raise UserError("coreml int8 activation quantization needs minimum_deployment_target iOS17 or later")
-    units = _enum(ct.ComputeUnit, str(options.get("compute_units", "ALL")), "compute_units")
-    return target, ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16, units
-
-
-def int8_quantizer() -> Any:
-    """Core ML's pt2e quantizer: int8 per-channel symmetric weights, uint8 activations (iOS 17+)."""
-    import coremltools as ct
-
-    # coremltools' own copy targets the retired torch.ao pt2e; ExecuTorch's works with torchao's
-    CoreMLQuantizer = require("executorch.backends.apple.coreml.quantizer", "executorch",
-                              "ExecuTorch (Core ML int8 uses its CoreMLQuantizer)").CoreMLQuantizer
-    config = ct.optimize.torch.quantization.LinearQuantizerConfig(
-        global_config=ct.optimize.torch.quantization.ModuleLinearQuantizerConfig(
-            quantization_scheme="symmetric", activation_dtype=torch.quint8, weight_dtype=torch.qint8,
-            weight_per_channel=True))
-    return CoreMLQuantizer(config)
 
 
 def _compress(mlmodel: Any, scheme: str, threshold: int) -> Any:
@@ -109,10 +74,8 @@ def _convert(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], scheme:
              calibration: dict[str, np.ndarray] | None, target: Any, precision: Any) -> Any:
     import coremltools as ct
 
-    from edgedistill.formats.executorch_quant import calibrated, require_calibration
-
     if scheme == "int8":
-        require_calibration(calibration)
+        require_calibration(scheme, calibration)
         model = calibrated(model, example_inputs, int8_quantizer(), calibration, shapes)
     program = torch.export.export(model, example_inputs, dynamic_shapes=shapes).run_decompositions({})
     return ct.convert(program, convert_to="mlprogram", minimum_deployment_target=target, compute_precision=precision)
@@ -155,10 +118,7 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
            options: dict | None = None) -> ExportInfo:
     """Convert ``model`` to an ML Program ``.mlpackage`` folder at ``path``, compressed per ``scheme``."""
     require("coremltools", EXTRA, "coremltools")
-    from edgedistill.formats.executorch_quant import dynamic_shapes
-
-    if scheme not in SCHEMES:
-        raise UserError(f"format {NAME} does not support quantization {scheme!r}; supported: {', '.join(SCHEMES)}")
+    check_scheme(NAME, SCHEMES, scheme)
     options = dict(options or {})
     names = list(options.pop("input_names", None) or [f"input_{i}" for i in range(len(example_inputs))])
     target, precision, units = compile_options(options, scheme)

@@ -20,6 +20,7 @@ from torch import nn
 
 from edgedistill.errors import UserError, require
 from edgedistill.formats.base import ExportInfo, HostRunUnavailable, lowering_error
+from edgedistill.formats.schemes import check_scheme
 
 NAME = "executorch"
 SUFFIX = ".pte"
@@ -63,7 +64,7 @@ def _partitioner(backend: str, scheme: str, options: dict[str, Any]):
         from executorch.backends.apple.coreml.compiler import CoreMLBackend
         from executorch.backends.apple.coreml.partition import CoreMLPartitioner
 
-        from edgedistill.formats.coreml import compile_options
+        from edgedistill.formats.shared_coreml import compile_options
 
         target, precision, units = compile_options(options, scheme)
         specs = CoreMLBackend.generate_compile_specs(compute_precision=precision, compute_unit=units,
@@ -105,8 +106,7 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     float_modules = tuple(options.pop("float_modules", ()))
     if backend not in BACKENDS:
         raise UserError(f"unknown executorch backend {backend!r}; available: {', '.join(BACKENDS)}")
-    if scheme not in SCHEMES:
-        raise UserError(f"format {NAME} does not support quantization {scheme!r}; supported: {', '.join(SCHEMES)}")
+    check_scheme(NAME, SCHEMES, scheme)
     if backend == "xnnpack" and options:
         raise UserError(f"unknown [export.options.executorch] key(s) for xnnpack: {', '.join(sorted(options))}")
     partitioner = _partitioner(backend, scheme, options)

@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from edgedistill.errors import UserError
-from edgedistill.formats.base import calibration_batches
+from edgedistill.formats.base import calibrated, dynamic_shapes
+from edgedistill.formats.schemes import require_calibration
+from edgedistill.formats.shared_coreml import int8_quantizer
 
 
 class HalfPrecision(nn.Module):
@@ -36,35 +38,6 @@ class HalfPrecision(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         cast = [x.half() if x.is_floating_point() else x for x in inputs]
         return self.model(*cast).float()
-
-
-def dynamic_shapes(example_inputs: Sequence[torch.Tensor], dynamic_batch: bool, max_batch: int,
-                   varargs: bool = False) -> Any:
-    """torch.export dynamic shapes with a shared dynamic batch axis (None when static)."""
-    if not dynamic_batch:
-        return None
-    batch = torch.export.Dim("batch", min=1, max=max_batch)
-    shapes = tuple({0: batch} for _ in example_inputs)
-    return (shapes,) if varargs else shapes  # a *inputs signature takes its shapes as one nested tuple
-
-
-def calibrated(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], quantizer: Any,
-               calibration: dict[str, np.ndarray] | None, shapes: Any) -> nn.Module:
-    """pt2e: export, insert ``quantizer``'s observers, run the calibration set (or the examples), convert."""
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    graph = torch.export.export(model, example_inputs, dynamic_shapes=shapes).module()
-    prepared = prepare_pt2e(graph, quantizer)
-    with torch.no_grad():
-        for batch in calibration_batches(calibration) if calibration else [example_inputs]:
-            prepared(*batch)
-    return convert_pt2e(prepared)
-
-
-def require_calibration(calibration: dict[str, np.ndarray] | None) -> None:
-    """A UserError when a calibrated scheme gets no (or an empty) calibration set."""
-    if not calibration or len(next(iter(calibration.values()))) == 0:
-        raise UserError("int8 needs a calibration set of representative inputs (none or empty given)")
 
 
 def _xnnpack_quantizer(config: Any) -> Any:
@@ -172,10 +145,8 @@ def prepare(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, schem
 
         model = with_int8_embeddings(model)  # activation quantizers leave lookup tables in float32
     if scheme == "int8":
-        require_calibration(calibration)
+        require_calibration(scheme, calibration)
         if backend == "coreml":
-            from edgedistill.formats.coreml import int8_quantizer
-
             return calibrated(model, example_inputs, int8_quantizer(), calibration, shapes), shapes
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
 

@@ -27,6 +27,8 @@ SUFFIX = ".tflite"
 EXTRA = "litert"
 BACKEND = "litert-cpu"
 SCHEMES = ("fp32", "fp16", "int8", "int8-dynamic")
+MAX_BATCH = 1  # litert-torch cannot lower a dynamic batch: every .tflite has a fixed batch of 1
+FLOAT_MODULES = False  # no per-module float exclusion in its quantizer options
 STATIC_INT8_OPS = ("FULLY_CONNECTED", "BATCH_MATMUL", "CONV_2D", "DEPTHWISE_CONV_2D")
 
 _float_models = ConversionCache()
@@ -39,6 +41,11 @@ def missing() -> str | None:
             require(module, EXTRA, "LiteRT")
     except UserError as exc:
         return str(exc)
+    return None
+
+
+def host_run_problem(options: dict | None = None) -> str | None:
+    """None: every artifact of this format runs wherever its runtime installs."""
     return None
 
 

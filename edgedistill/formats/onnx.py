@@ -26,6 +26,7 @@ EXTRA = "onnx"
 BACKEND = "onnxruntime-cpu"
 SCHEMES = ("fp32", "int8", "int8-dynamic")
 MAX_BATCH = 1024
+FLOAT_MODULES = False  # no per-module float exclusion in its quantizer options
 CALIBRATION_BATCH = 32
 # int8 where the arithmetic is; element-wise ops, softmax and norms stay float (as ExecuTorch's XNNPACK
 # quantizer does): an attention mask of -1e4 added in int8 would wipe out the attention scores
@@ -45,6 +46,11 @@ def missing() -> str | None:
             require(module, EXTRA, "ONNX")
     except UserError as exc:
         return str(exc)
+    return None
+
+
+def host_run_problem(options: dict | None = None) -> str | None:
+    """None: every artifact of this format runs wherever its runtime installs."""
     return None
 
 

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from edgedistill.data import Dataset
+from edgedistill.dataset import Dataset
 from edgedistill.errors import UserError, require
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedistill.data import Dataset
+from edgedistill.dataset import Dataset
 from edgedistill.errors import UserError, require
 from edgedistill.text_preprocessing import wordpiece_settings
 

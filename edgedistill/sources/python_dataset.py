@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgedistill.data import Dataset
+from edgedistill.dataset import Dataset
 from edgedistill.errors import UserError
 
 LABEL_KEYS = ("label", "labels", "y")
@@ -46,7 +46,7 @@ def _split_item(item: Any, spec: str) -> tuple[dict[str, np.ndarray], int | None
 
 def load_python_dataset(spec: str) -> Dataset:
     """Call the factory ``spec`` and read its dataset into memory."""
-    from edgedistill.modelref import import_factory
+    from edgedistill.factories import import_factory
 
     made = import_factory(spec)()
     if isinstance(made, Dataset):

@@ -16,10 +16,10 @@ from torch import nn
 from edgedistill.bundle import Manifest, read_bundle, read_golden
 from edgedistill.config import Tolerance
 from edgedistill.data import Dataset, take
-from edgedistill.distillation.trainer import predict_logits
 from edgedistill.errors import UserError
 from edgedistill.formats import get as get_format
 from edgedistill.formats.base import run_batched
+from edgedistill.inference import predict_logits
 from edgedistill.modelref import count_parameters
 from edgedistill.quiet import quiet
 from edgedistill.validation import metrics
@@ -136,8 +136,7 @@ def not_runnable(bundle: OpenBundle) -> str | None:
     """Why this machine cannot run the bundle (None when it can): e.g. Core ML, or a .pte with the
     Core ML delegate, off macOS. Asked of the format, for the bundle's backend, on this machine."""
     fmt = get_format(bundle.manifest.format)
-    problem = getattr(fmt, "host_run_problem", None)
-    return problem({"backend": bundle.manifest.backend}) if problem is not None else None
+    return fmt.host_run_problem({"backend": bundle.manifest.backend})
 
 
 def check_artifact(bundle: OpenBundle, *, data: Dataset, teacher_logits: np.ndarray, student_logits: np.ndarray,

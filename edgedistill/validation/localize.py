@@ -23,8 +23,8 @@ from torch import nn
 
 from edgedistill import formats
 from edgedistill.data import Inputs
-from edgedistill.distillation.trainer import predict_logits
 from edgedistill.formats.base import run_batched
+from edgedistill.inference import predict_logits
 from edgedistill.quiet import quiet
 
 
@@ -88,7 +88,7 @@ class PrefixProbe:
             with quiet():
                 info = self.fmt.export(self.prefix(upto), example, scheme=self.scheme, path=path,
                                        calibration=self.calibration, dynamic_batch=self.dynamic_batch, options=options)
-                max_batch = getattr(self.fmt, "MAX_BATCH", None) if info.dynamic_batch else 1
+                max_batch = self.fmt.MAX_BATCH if info.dynamic_batch else 1
                 self._cache[key] = run_batched(self.fmt.load(path, max_batch), self.inputs)
         return self._cache[key]
 

@@ -140,7 +140,7 @@ def diagnose(report: Report, bundles: list[OpenBundle], *, student, splits: Spli
                 continue
             row.localization = {**localize(probe, tuple(m.float_modules)), "reproduced": True}
             if repair and row.localization["available"]:
-                if m.quantization == "fp32" or not getattr(fmt, "FLOAT_MODULES", False):
+                if m.quantization == "fp32" or not fmt.FLOAT_MODULES:
                     report.repairs.append({"bundle": str(bundle.folder), "passed": False, "kept_float": [], "steps": [],
                                            "repaired_bundle": None, "summary": f"cannot repair: {m.format} "
                                            f"{m.quantization} has no layers to keep in floating point"})

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from edgedistill.data import Dataset
-from edgedistill.distillation.trainer import predict_logits, train
+from edgedistill.distillation.trainer import train
+from edgedistill.inference import predict_logits
 from edgedistill.validation.metrics import log_softmax
 
 CENTRES = np.array([[0.0, 1.2], [-1.0, -0.6], [1.0, -0.6]])

@@ -1,0 +1,51 @@
+"""Core ML pieces shared by the ``coreml`` format and the ExecuTorch Core ML delegate (``executorch``
+with ``backend = "coreml"``): the compile options both accept, and the pt2e int8 quantizer both use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from edgedistill.errors import UserError, require
+
+OPTIONS = ("minimum_deployment_target", "compute_precision", "compute_units", "weight_threshold")
+
+
+def _enum(kind: Any, value: str, key: str) -> Any:
+    if value not in kind.__members__:
+        raise UserError(f"coreml option {key} = {value!r} is unknown; use one of {', '.join(kind.__members__)}")
+    return kind[value]
+
+
+def compile_options(options: dict[str, Any], scheme: str) -> tuple[Any, Any, Any]:
+    """(deployment target, compute precision, compute units) as coremltools enums, from options and scheme."""
+    import coremltools as ct
+
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise UserError(f"unknown coreml option(s) {', '.join(sorted(unknown))}; known: {', '.join(OPTIONS)}")
+    target = _enum(ct.target, str(options.get("minimum_deployment_target", "iOS17")), "minimum_deployment_target")
+    wanted = {"fp32": "fp32", "fp16": "fp16"}.get(scheme)
+    precision = str(options.get("compute_precision", wanted or "fp16"))
+    if precision not in ("fp16", "fp32") or (wanted and precision != wanted):
+        raise UserError(f"coreml compute_precision {precision!r} does not fit scheme {scheme} (use fp16 or fp32)")
+    if scheme == "int8" and target < ct.target.iOS17:
+        raise UserError("coreml int8 activation quantization needs minimum_deployment_target iOS17 or later")
+    units = _enum(ct.ComputeUnit, str(options.get("compute_units", "ALL")), "compute_units")
+    return target, ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16, units
+
+
+def int8_quantizer() -> Any:
+    """Core ML's pt2e quantizer: int8 per-channel symmetric weights, uint8 activations (iOS 17+)."""
+    import coremltools as ct
+
+    # coremltools' own copy targets the retired torch.ao pt2e; ExecuTorch's works with torchao's
+    CoreMLQuantizer = require("executorch.backends.apple.coreml.quantizer", "executorch",
+                              "ExecuTorch (Core ML int8 uses its CoreMLQuantizer)").CoreMLQuantizer
+    config = ct.optimize.torch.quantization.LinearQuantizerConfig(
+        global_config=ct.optimize.torch.quantization.ModuleLinearQuantizerConfig(
+            quantization_scheme="symmetric", activation_dtype=torch.quint8, weight_dtype=torch.qint8,
+            weight_per_channel=True))
+    return CoreMLQuantizer(config)
