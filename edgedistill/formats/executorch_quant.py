@@ -141,7 +141,7 @@ def prepare(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, schem
     if scheme == "fp16" and backend == "xnnpack":
         return HalfPrecision(model), dynamic_shapes(example_inputs, dynamic_batch, max_batch, varargs=True)
     if scheme in ("int8", "int8-dynamic") and backend == "xnnpack":
-        from edgedistill.formats.embedding_quant import with_int8_embeddings
+        from edgedistill.formats.shared_int8_embeddings import with_int8_embeddings
 
         model = with_int8_embeddings(model)  # activation quantizers leave lookup tables in float32
     if scheme == "int8":
