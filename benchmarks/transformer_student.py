@@ -63,23 +63,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--per-class", type=int, default=100, help="generated sentences per topic")
-    ap.add_argument("--formats", default="executorch,onnx,litert")
-    ap.add_argument("--schemes", default="fp32,int8")
+    ap.add_argument("--artifacts", default="executorch:fp32,executorch:int8,onnx:fp32,litert:fp32",
+                    help="format:scheme list exported for every student")
+    ap.add_argument("--teacher-artifacts", default="executorch:fp32,onnx:fp32", help="format:scheme list for the teacher")
+    ap.add_argument("--work", type=Path, help="working folder; students already distilled there are reused")
     ap.add_argument("--latency-samples", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "transformer_student.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    work = Path(tempfile.mkdtemp(prefix="transformer-student-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="transformer-student-"))
     data = write_topics_jsonl(work / "topics.jsonl", per_class=args.per_class, labelled=True)
     base = {"data.source": str(data), "data.max_length": 32, "teacher.model": "edgedistill.zoo.minilm:topic_classifier",
             "distill.epochs": args.epochs, "distill.batch_size": 32}
     results: dict = {"cpu": _cpu(), "threads": 1, "epochs": args.epochs, "models": [], "artifacts": []}
     checkpoints: dict[str, tuple[Path, Path]] = {}
     for name, overrides in STUDENTS.items():
-        start = time.perf_counter()
-        produced = distill(load_config(None, {**base, **overrides, "out": str(work / f"s{len(checkpoints)}")}))
-        checkpoints[name] = produced.student_checkpoint, produced.teacher_checkpoint
+        start, out = time.perf_counter(), work / f"s{len(checkpoints)}"
+        if not (out / "student.pt").is_file():
+            distill(load_config(None, {**base, **overrides, "out": str(out)}))
+        checkpoints[name] = out / "student.pt", out / "teacher.pt"
         print(f"{name}: distilled in {time.perf_counter() - start:.0f} s", flush=True)
     teacher_ckpt = next(iter(checkpoints.values()))[1]
     splits = load_splits(load_config(None, {**base, "teacher.model": str(teacher_ckpt)}))
@@ -94,15 +97,16 @@ def main() -> None:
         results["models"].append({"model": name, "parameters": count_parameters(model),
                                   "share_of_teacher": count_parameters(model) / t_params, "top1_agreement": agree,
                                   "accuracy": acc})
-        config = load_config(None, {**base, "student.model": str(student_ckpt), "teacher.model": str(teacher_ckpt),
-                                    "export.formats": args.formats.split(","), "export.quantization": args.schemes.split(","),
-                                    "out": str(work / "export" / f"m{len(results['models'])}")})
-        start = time.perf_counter()
-        try:
-            bundles = export(config)
-        except Exception as exc:  # a failed artifact is a result too; keep what was written
-            print(f"{name}: export: {exc}", flush=True)
-            bundles = sorted((Path(config.out) / "bundles").glob("*"))
+        out = work / "export" / f"m{len(results['models'])}"
+        start, bundles = time.perf_counter(), []
+        for spec in (args.teacher_artifacts if name == "teacher" else args.artifacts).split(","):
+            fmt, scheme = spec.split(":")
+            config = load_config(None, {**base, "student.model": str(student_ckpt), "teacher.model": str(teacher_ckpt),
+                                        "export.formats": [fmt], "export.quantization": [scheme], "out": str(out)})
+            try:
+                bundles += export(config)
+            except Exception as exc:  # a failed artifact is a result too
+                print(f"{name}: {spec}: {exc}", flush=True)
         print(f"{name}: exported in {time.perf_counter() - start:.0f} s", flush=True)
         for bundle in bundles:
             manifest, runner = _runner(bundle)
