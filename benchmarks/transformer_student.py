@@ -63,7 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--per-class", type=int, default=100, help="generated sentences per topic")
-    ap.add_argument("--artifacts", default="executorch:fp32,executorch:int8,onnx:fp32,litert:fp32",
+    ap.add_argument("--artifacts", default="executorch:fp32,executorch:int8,onnx:fp32",
                     help="format:scheme list exported for every student")
     ap.add_argument("--teacher-artifacts", default="executorch:fp32,onnx:fp32", help="format:scheme list for the teacher")
     ap.add_argument("--work", type=Path, help="working folder; students already distilled there are reused")
@@ -101,6 +101,10 @@ def main() -> None:
         start, bundles = time.perf_counter(), []
         for spec in (args.teacher_artifacts if name == "teacher" else args.artifacts).split(","):
             fmt, scheme = spec.split(":")
+            done = out / "bundles" / f"student-{fmt}-{scheme}"
+            if args.work and (done / "manifest.json").is_file():  # exported by an earlier run in this folder
+                bundles.append(done)
+                continue
             config = load_config(None, {**base, "student.model": str(student_ckpt), "teacher.model": str(teacher_ckpt),
                                         "export.formats": [fmt], "export.quantization": [scheme], "out": str(out)})
             try:
