@@ -32,7 +32,7 @@ from edgedistill.modelref import count_parameters, load_model
 from edgedistill.quiet import quiet
 from edgedistill.stages import distill, export, load_splits
 from edgedistill.validation.profile import median_latency_ms
-from edgedistill.zoo.minilm import write_topics_jsonl
+from edgedistill.zoo.minilm import TOPICS, write_topics_jsonl
 
 STUDENTS = {
     "depth (keep every 2nd layer)": {"student.keep_every": 2},
@@ -73,7 +73,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     work = args.work or Path(tempfile.mkdtemp(prefix="transformer-student-"))
-    data = write_topics_jsonl(work / "topics.jsonl", per_class=args.per_class, labelled=True)
+    data = work / "topics.jsonl"
+    if not data.is_file():  # a reused folder keeps its data, so its held-out split stays held out
+        write_topics_jsonl(data, per_class=args.per_class, labelled=True)
     base = {"data.source": str(data), "data.max_length": 32, "teacher.model": "edgedistill.zoo.minilm:topic_classifier",
             "distill.epochs": args.epochs, "distill.batch_size": 32}
     results: dict = {"cpu": _cpu(), "threads": 1, "epochs": args.epochs, "models": [], "artifacts": []}
@@ -87,6 +89,8 @@ def main() -> None:
     teacher_ckpt = next(iter(checkpoints.values()))[1]
     splits = load_splits(load_config(None, {**base, "teacher.model": str(teacher_ckpt)}))
     test, y = splits.test, splits.test.y
+    if test.labels is not None:  # string labels index their sorted names; the teacher's classes follow TOPICS
+        y = np.array([TOPICS.index(test.labels[v]) for v in y])
     teacher = load_model(str(teacher_ckpt))
     teacher_logits = predict_logits(teacher, test.inputs).numpy()
     t_params = count_parameters(teacher)

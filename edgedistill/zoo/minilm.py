@@ -73,12 +73,15 @@ def topic_sentences(per_class: int = 50, seed: int = 0) -> tuple[list[str], np.n
 
 
 def write_topics_jsonl(path: str | Path, per_class: int = 50, seed: int = 0, labelled: bool = True) -> Path:
-    """Write the generated topic set as JSON Lines (``{"text": ..., "label": "sports"}``)."""
+    """Write the generated topic set as JSON Lines (``{"text": ..., "label": 0}``, the index in ``TOPICS``).
+
+    Integer labels, because string labels are numbered in sorted order, which is not the order of the
+    teacher's classes (``TOPICS``)."""
     texts, labels = topic_sentences(per_class, seed)
     path = Path(path)
     with open(path, "w", encoding="utf-8") as fh:
         for text, label in zip(texts, labels):
-            fh.write(json.dumps({"text": text, **({"label": TOPICS[label]} if labelled else {})}) + "\n")
+            fh.write(json.dumps({"text": text, **({"label": int(label)} if labelled else {})}) + "\n")
     return path
 
 
