@@ -25,6 +25,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 Fraction = Field(ge=0.0, le=1.0)
+DEMO_TEACHER_EPOCHS = 40
 
 
 class ModelRef(_Section):
@@ -39,7 +40,9 @@ class TeacherConfig(ModelRef):
     """``[teacher]``: the model to distil from (default: the digits demo teacher, trained on labels first)."""
 
     model: str = "edgedistill.zoo.digits:teacher"
-    train_epochs: int = Field(40, ge=0, description="train the teacher on labels first (demo); 0 = use as is")
+    train_epochs: int | None = Field(
+        None, ge=0, description="train (or fine-tune) the teacher on labels first for N epochs; 0 = use as is; "
+        f"unset = use as is, except a factory marked needs_training (the demo's) trains {DEMO_TEACHER_EPOCHS}")
     train_lr: float = Field(3e-3, gt=0)
 
 
@@ -50,6 +53,12 @@ class StudentConfig(ModelRef):
     keep_every: int = Field(0, ge=0, description="derive the student from the teacher, keeping every k-th layer "
                             "(or block); 0 = build student.model")
     keep_layers: list[int] = Field(default_factory=list, description="derive: exactly these teacher layers")
+    hidden_size: int = Field(0, ge=0, description="derive a narrower student: hidden size (teacher's most important "
+                             "dimensions); 0 = the teacher's")
+    heads: int = Field(0, ge=0, description="derive: attention heads per layer (most important kept); 0 = the teacher's")
+    ffn: int = Field(0, ge=0, description="derive: FFN width per layer (most important neurons kept); 0 = the teacher's")
+    prune_vocab: bool = Field(False, description="derive: keep embedding rows only for tokens seen in the training "
+                              "data (+ special tokens); other ids read [UNK]'s row")
 
 
 class DataConfig(_Section):

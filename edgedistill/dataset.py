@@ -14,7 +14,7 @@ import numpy as np
 from edgedistill.errors import UserError
 
 Inputs = dict[str, np.ndarray]
-RESERVED = frozenset({"y", "labels", "teacher_probs", "student_probs", "outputs"})
+RESERVED = frozenset({"y", "labels", "teacher_probs", "student_probs", "outputs", "text"})
 
 
 def take(inputs: Inputs, index: Any) -> Inputs:
@@ -36,6 +36,7 @@ class Dataset:
     labels: list[str] | None = None
     preprocessing: dict[str, Any] = field(default_factory=dict)
     name: str = "data"
+    texts: np.ndarray | None = None  # the raw text of each sample, for text data (golden data carries it to apps)
 
     def __post_init__(self) -> None:
         if isinstance(self.inputs, np.ndarray):
@@ -65,4 +66,5 @@ class Dataset:
     def subset(self, index: np.ndarray, name: str | None = None) -> "Dataset":
         """The samples at ``index``, keeping labels and preprocessing."""
         y = None if self.y is None else self.y[index]
-        return Dataset(take(self.inputs, index), y, self.labels, self.preprocessing, name or self.name)
+        texts = None if self.texts is None else self.texts[index]
+        return Dataset(take(self.inputs, index), y, self.labels, self.preprocessing, name or self.name, texts)

@@ -27,6 +27,7 @@ from edgedistill.formats.schemes import NEEDS_CALIBRATION, check_scheme
 from edgedistill.inference import predict_logits
 from edgedistill.mixed_precision import precision_summary
 from edgedistill.quiet import quiet
+from edgedistill.text_preprocessing import app_preprocessing, bundle_vocabulary, write_vocabulary
 from edgedistill.validation.metrics import softmax
 
 log = logging.getLogger("edgedistill")
@@ -53,8 +54,10 @@ def check_requested(artifacts: list[ArtifactSpec]) -> None:
 
 def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, sample: Inputs,
                   calibration: Inputs | None, golden: dict[str, np.ndarray], info: dict[str, Any],
-                  dynamic_batch: bool = True) -> Path:
-    """Export one artifact and write its bundle folder atomically; returns the folder."""
+                  dynamic_batch: bool = True, vocab: list[str] | None = None) -> Path:
+    """Export one artifact and write its bundle folder atomically; returns the folder.
+
+    ``vocab``: the tokenizer vocabulary an app needs (written as ``tokenizer/vocab.txt``)."""
     fmt_name, scheme, options = spec.format, spec.quantization, spec.options
     module = formats.get(fmt_name)
     # a static program takes exactly the example's batch, which the manifest then declares as 1
@@ -76,6 +79,8 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
         max_batch = (result.max_batch or module.MAX_BATCH) if result.dynamic_batch else 1
         host_run = _run_back(module, model_path, max_batch, sample, n_classes, f"{fmt_name} {scheme}")
         write_golden(tmp, golden)
+        if vocab is not None:
+            write_vocabulary(tmp, vocab)
         batch: int | str = "batch" if result.dynamic_batch else 1
         dtypes = result.details.get("input_dtypes", {})  # what the model file takes, when the format narrows it
         manifest = Manifest(
@@ -134,21 +139,26 @@ def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir
               "student_probs": softmax(predict_logits(student, gx).numpy()).astype(np.float32)}
     if teacher is not None:
         golden["teacher_probs"] = softmax(predict_logits(teacher, gx).numpy()).astype(np.float32)
-    info = {"labels": train.labels, "preprocessing": train.preprocessing, "temperature": temperature,
+    if test.texts is not None:  # apps check their own tokenizer against these
+        golden["text"] = np.asarray(test.texts[:golden_count], dtype=np.str_)
+    info = {"labels": train.labels, "preprocessing": app_preprocessing(train.preprocessing), "temperature": temperature,
             "student": dict(student_info or {})}
+    vocab = bundle_vocabulary(train.preprocessing)
     if calibration is None and NEEDS_CALIBRATION & {a.quantization for a in artifacts}:
         calibration = calibration_set(train, calibration_samples)
     written: list[Path] = []
-    failed: dict[str, str] = {}  # format -> first error; every artifact is tried so the error can say what works
+    failed: list[str] = []  # one line per artifact that failed; every artifact is tried so the error says what works
     for spec in artifacts:
         label = spec.format + (f" ({spec.options['backend']})" if spec.options.get("backend") else "")
         try:
             written.append(export_bundle(student, spec, out_dir=Path(out_dir), sample=test.inputs,
-                                         calibration=calibration, golden=golden, info=info, dynamic_batch=dynamic_batch))
+                                         calibration=calibration, golden=golden, info=info, dynamic_batch=dynamic_batch,
+                                         vocab=vocab))
         except UserError as exc:
-            failed.setdefault(label, f"{spec.quantization}: {exc}")
+            failed.append(f"{label} {spec.quantization}: {exc}")
     if failed:  # the failed artifacts left nothing behind (atomic); the others are complete and kept
-        accepted = sorted({spec.format for spec in artifacts} - {label.split()[0] for label in failed})
-        hint = f"; formats that accepted the model (bundles written): {', '.join(accepted)}" if accepted else ""
-        raise UserError("; ".join(f"{label} {msg}" for label, msg in failed.items()) + hint)
+        accepted = sorted({folder.name.split("-")[1] for folder in written})  # student-<format>-...
+        hint = (f"; formats that accepted the model (bundles written): {', '.join(accepted)} "
+                f"({', '.join(folder.name for folder in written)})" if written else "; no bundle written")
+        raise UserError("; ".join(failed) + hint)
     return written

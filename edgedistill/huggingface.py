@@ -35,15 +35,36 @@ def hf_directory(ref: str) -> Path | None:
     return path if path.is_dir() and (path / "config.json").is_file() else None
 
 
+# added to masked attention scores: exp(-1e4) is 0 after softmax, and unlike finfo(float32).min it fits in fp16
+MASKED_SCORE = -1e4
+
+
 class HFClassifier(nn.Module):
-    """A Hugging Face model called as ``model(input_ids, attention_mask) -> logits``."""
+    """A Hugging Face model called as ``model(input_ids, attention_mask) -> logits``.
+
+    An encoder runs with eager attention and gets its additive 4-D mask built here with plain arithmetic,
+    so exported graphs hold matmul/softmax/add (which on-device delegates take) instead of the
+    scaled-dot-product-attention decomposition and transformers' index/gather mask code (which they do not).
+    """
 
     def __init__(self, model: nn.Module, head: nn.Module | None = None):
         super().__init__()
         self.model, self.head = model, head
+        config = getattr(model, "config", None)
+        self.additive_mask = bool(config is not None and not getattr(config, "is_decoder", False)
+                                  and hasattr(model, "set_attn_implementation"))
+        if self.additive_mask:
+            model.set_attn_implementation("eager")
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        mask = attention_mask
+        if self.additive_mask:
+            dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
+            mask = (1.0 - attention_mask[:, None, None, :].to(dtype)) * MASKED_SCORE
+        extra = {}
+        if self.additive_mask and getattr(self.model.config, "type_vocab_size", 0):
+            extra["token_type_ids"] = torch.zeros_like(input_ids)  # else BERT gathers them from a buffer
+        out = self.model(input_ids=input_ids, attention_mask=mask, **extra)
         if self.head is None:
             return out.logits
         return self.head(out.last_hidden_state, attention_mask)
@@ -57,8 +78,11 @@ class MeanPoolHead(nn.Module):
         self.linear = nn.Linear(hidden_size, num_classes)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        mask = attention_mask.to(hidden.dtype)[..., None]
-        return self.linear((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+        # the sum of the states and the token count as one batched matmul (mask . [hidden, mask]):
+        # on-device delegates run that, not reductions over the middle axis
+        mask = attention_mask.to(hidden.dtype)
+        sums = torch.bmm(mask[:, None, :], torch.cat([hidden, mask[..., None]], dim=-1))[:, 0]
+        return self.linear(sums[:, :-1] / sums[:, -1:].clamp(min=1.0))
 
 
 def mean_pool_head(hidden_size: int, num_classes: int = 2) -> nn.Module:

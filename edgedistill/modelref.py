@@ -109,6 +109,19 @@ def has_weights(ref: ModelRef) -> bool:
     return names_checkpoint(ref) or bool(ref.checkpoint) or hf_directory(ref.model) is not None
 
 
+def teacher_training_epochs(ref: Any) -> int:
+    """Epochs to train the teacher before distilling: ``train_epochs`` when given; unset, 0 (use as is) except
+    for a factory that says it needs training (``factory.needs_training = True``, the demo's), which trains
+    ``DEMO_TEACHER_EPOCHS``. A pretrained teacher is never fine-tuned unless asked."""
+    from edgedistill.config import DEMO_TEACHER_EPOCHS
+
+    if ref.train_epochs is not None:
+        return int(ref.train_epochs)
+    if has_weights(ref) or ":" not in ref.model:
+        return 0
+    return DEMO_TEACHER_EPOCHS if getattr(import_factory(ref.model), "needs_training", False) else 0
+
+
 def load_model(ref: ModelRef | str, trust: Iterable[str] = ()) -> nn.Module:
     """Build the model a reference names, with its weights, in eval mode.
 

@@ -8,7 +8,7 @@ and the Python API both call these, so the Python API gets every check the CLI h
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -26,13 +26,21 @@ from edgedistill.exporter import check_requested, export_student
 from edgedistill.fileio import check_writable_dir
 from edgedistill.huggingface import hf_directory
 from edgedistill.inference import check_compatible
-from edgedistill.modelref import check_loadable, count_parameters, factory_of, has_weights, load_model, save_checkpoint
+from edgedistill.modelref import (check_loadable, count_parameters, factory_of, has_weights, load_model,
+                                  save_checkpoint, teacher_training_epochs)
+from edgedistill.text_preprocessing import recorded_preprocessing
 from edgedistill.trust import within_config
 from edgedistill.validation.device_outputs import validate_device_run
 from edgedistill.validation.harness import Report, check_bundle_classes, open_bundles, validate_bundles
 from edgedistill.validation.report import write_reports
 
 log = logging.getLogger("edgedistill")
+PRETRAINED_LR = 1e-4  # fine-tuning rate for students holding pretrained transformer layers
+
+
+def is_pretrained_transformer(model: torch.nn.Module) -> bool:
+    """Whether ``model`` holds a Hugging Face transformer (its weights come from pretraining, not from scratch)."""
+    return any(getattr(getattr(m, "config", None), "model_type", None) for m in model.modules())
 
 
 @dataclass
@@ -46,7 +54,14 @@ def load_splits(config: PipelineConfig) -> Splits:
     """The config's data, split the same way in every stage (so the test split stays held out)."""
     d = config.data
     tokenizer = d.tokenizer or hf_directory(config.teacher.model)  # text defaults to the teacher's tokenizer
-    data = load_dataset(d.source, tokenizer=tokenizer, max_length=d.max_length, text_field=d.text_field,
+    max_length = d.max_length
+    if Path(d.source).suffix in (".jsonl", ".ndjson") and (tokenizer is None or "max_length" not in d.model_fields_set):
+        # as distill tokenized it: the checkpoints (or the teacher's factory) record the tokenizer and length
+        recorded = recorded_preprocessing([config.teacher, config.student])
+        tokenizer = tokenizer or recorded.get("tokenizer")
+        if "max_length" not in d.model_fields_set and recorded.get("max_length"):
+            max_length = int(recorded["max_length"])
+    data = load_dataset(d.source, tokenizer=tokenizer, max_length=max_length, text_field=d.text_field,
                         label_field=d.label_field, image_size=d.image_size, image_mean=d.image_mean, image_std=d.image_std)
     return split(data, d.test_fraction, d.val_fraction, d.seed)
 
@@ -86,18 +101,23 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
         check_vocabulary(student, splits.train, "student")
         check_compatible(teacher, student, splits.train)
     check_feature_names(config, teacher, student)
+    if splits.train.y is None and config.distill.alpha < 1 and "alpha" not in config.distill.model_fields_set:
+        log.info("the data has no labels: distilling on the teacher's soft labels alone (alpha = 1)")
+        config = config.model_copy(update={"distill": config.distill.model_copy(update={"alpha": 1.0})})
     if splits.train.y is None and config.distill.alpha < 1:
         raise UserError(f"the data has no labels, so distill.alpha must be 1 (got {config.distill.alpha})")
 
     d = config.distill
     settings = TrainSettings(**{f.name: getattr(d, f.name) for f in fields(TrainSettings)})
     trained_teacher = out / "teacher.pt"
-    if not has_weights(config.teacher) and resume is not None and trained_teacher.is_file():
+    teacher_epochs = teacher_training_epochs(config.teacher)
+    if teacher_epochs and resume is not None and trained_teacher.is_file():
         teacher = load_model(str(trained_teacher))  # the run being resumed trained it already
-    elif not has_weights(config.teacher):
-        if config.teacher.train_epochs == 0:
-            raise UserError(f"teacher {config.teacher.model} has no weights: give a checkpoint or set teacher.train_epochs")
-        train(teacher, splits.train, val=splits.val, settings=settings, epochs=config.teacher.train_epochs,
+    elif teacher_epochs:
+        if splits.train.y is None:
+            raise UserError(f"teacher.train_epochs = {teacher_epochs} asks to train the teacher, but the data has no "
+                            f"labels (set teacher.train_epochs = 0 to use the teacher as it is)")
+        train(teacher, splits.train, val=splits.val, settings=settings, epochs=teacher_epochs,
               lr=config.teacher.train_lr, patience=0, desc="teacher")
     # later stages read the teacher from one self-describing checkpoint file
     teacher_ckpt = Path(config.teacher.model)
@@ -105,15 +125,21 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
         teacher_ckpt = trained_teacher
         if is_writer:
             factory, kwargs = factory_of(config.teacher)
-            save_checkpoint(teacher, teacher_ckpt, factory, kwargs, meta={"role": "teacher"})
+            save_checkpoint(teacher, teacher_ckpt, factory, kwargs,
+                            meta={"role": "teacher", "preprocessing": splits.train.preprocessing})
 
     if student is None:
         student, student_factory, student_kwargs = build_student(config, teacher, splits.train)
         check_compatible(teacher, student, splits.train)
+    unknown = _report_unknown_tokens(student_kwargs, splits)
     t_params, s_params = count_parameters(teacher), count_parameters(student)
     log.info("teacher %s parameters, student %s (%.1f%%)", f"{t_params:,}", f"{s_params:,}", 100 * s_params / t_params)
 
-    objective = objective_for(config, student, teacher, splits.train)
+    if "lr" not in d.model_fields_set and is_pretrained_transformer(student):
+        # the digits-sized default (1e-2) wrecks pretrained attention weights in a few steps
+        settings = replace(settings, lr=PRETRAINED_LR)
+        log.info("student starts from pretrained transformer weights: learning rate %g (set distill.lr to change)", settings.lr)
+    objective = objective_for(config, student, teacher, splits.train, student_kwargs)
     with objective.attached():  # feature losses: hooks on the student and teacher while training
         result = train(student, splits.train, teacher=teacher, val=splits.val, settings=settings,
                        checkpoint_path=out / "checkpoints" / "last.pt", resume=resume, objective=objective,
@@ -125,6 +151,7 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
         save_checkpoint(student, student_ckpt, student_factory, student_kwargs,
                         meta={"role": "student", "temperature": d.temperature, "alpha": d.alpha,
                               "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch,
+                              "preprocessing": splits.train.preprocessing, **unknown,
                               **({"qat": {"scheme": "int8", "epochs": d.qat_epochs}} if d.qat != "off" else {})})
     return DistillOutput(teacher_ckpt, student_ckpt, result)
 
@@ -148,6 +175,19 @@ def _quantization_aware(config: PipelineConfig, student, teacher, splits):
     return qat_distill(student, splits.train, predict_logits(teacher, splits.train.inputs),
                        calibration=calibration_set(splits.train, config.export.calibration_samples),
                        epochs=d.qat_epochs, temperature=d.temperature, alpha=d.alpha)
+
+
+def _report_unknown_tokens(recipe: dict, splits: Splits) -> dict:
+    """With a pruned vocabulary: how many held-out tokens now read [UNK] (logged, and kept in the checkpoint)."""
+    if not recipe.get("vocab"):
+        return {}
+    from edgedistill.distillation.compact import unknown_share
+
+    test = splits.test.inputs
+    unknown, total = unknown_share(test["input_ids"], test.get("attention_mask", test["input_ids"] != 0), recipe["vocab"])
+    log.info("pruned vocabulary: %s of %s held-out tokens (%.2f%%) fall to [UNK]", f"{unknown:,}", f"{total:,}",
+             100 * unknown / max(total, 1))
+    return {"held_out_unknown_tokens": unknown, "held_out_tokens": total}
 
 
 @within_config

@@ -12,7 +12,9 @@ FLAGS = {"teacher": "teacher.model", "student": "student.model", "data": "data.s
          "batch_size": "distill.batch_size", "lr": "distill.lr", "seed": "distill.seed",
          "patience": "distill.patience", "checkpoint_every": "distill.checkpoint_every", "resume": "distill.resume",
          "device": "distill.device", "keep_every": "student.keep_every", "teacher_cache": "distill.teacher_cache",
-         "soft_target": "distill.losses.soft_target", "qat": "distill.qat"}
+         "soft_target": "distill.losses.soft_target", "hidden_size": "student.hidden_size", "heads": "student.heads",
+         "ffn": "student.ffn", "prune_vocab": "student.prune_vocab",
+         "qat": "distill.qat"}
 
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -44,6 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto: GPU if present)")
     p.add_argument("--keep-every", type=int, metavar="K",
                    help="derive the student from the teacher, keeping every K-th layer (config: student.keep_every)")
+    p.add_argument("--hidden-size", type=int, metavar="H", help="derive a narrower student with hidden size H "
+                   "(the teacher's most important dimensions; config: student.hidden_size)")
+    p.add_argument("--heads", type=int, metavar="N", help="derive: N attention heads per layer (config: student.heads)")
+    p.add_argument("--ffn", type=int, metavar="F", help="derive: FFN width F per layer (config: student.ffn)")
+    p.add_argument("--prune-vocab", action="store_const", const=True, help="derive: keep embedding rows only for "
+                   "tokens seen in the training data (config: student.prune_vocab)")
     p.add_argument("--teacher-cache", choices=("auto", "on", "off"),
                    help="store teacher logits on disk and reuse them across runs (default off; auto: unless augmented)")
     p.add_argument("--qat", choices=("int8",), help="then fine-tune under simulated int8 against the teacher "

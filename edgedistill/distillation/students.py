@@ -113,14 +113,21 @@ def _renumber(model: nn.Module, layers: nn.ModuleList, count: int) -> None:
 
 
 def derived(teacher: str, layers: list[int], children: list[int] | None = None,
-            teacher_kwargs: dict[str, Any] | None = None, teacher_checkpoint: str | None = None) -> nn.Module:
+            teacher_kwargs: dict[str, Any] | None = None, teacher_checkpoint: str | None = None,
+            width: dict[str, int] | None = None, vocab: list[int] | None = None, unk_id: int | None = None) -> nn.Module:
     """Factory that rebuilds a derived student's architecture (``edgedistill.distillation.students:derived``);
-    its weights then come from the student checkpoint."""
+    its weights then come from the student checkpoint. ``layers`` empty = all of the teacher's."""
     from edgedistill.config import ModelRef
+    from edgedistill.distillation.compact import narrow, prune_vocabulary
     from edgedistill.modelref import load_model
 
     built = load_model(ModelRef(model=teacher, kwargs=dict(teacher_kwargs or {}), checkpoint=teacher_checkpoint))
-    return derive_student(built, keep=layers, children=children or ())[0]
+    student = derive_student(built, keep=layers, children=children or ())[0] if layers else built
+    if width:
+        student = narrow(student, **width)
+    if vocab:
+        student = prune_vocabulary(student, vocab, int(unk_id))
+    return student
 
 
 def check_vocabulary(model: nn.Module, data: Dataset, role: str) -> None:

@@ -33,7 +33,7 @@ MAX_BATCH = 1024
 # ops that move or reshape data rather than compute: leaving them to the portable kernels costs little
 _DATA_MOVEMENT = ("getitem", "sym_size", "view", "expand", "permute", "squeeze", "slice", "select", "clone",
                   "to_copy", "to_dim_order_copy", "cat", "embedding", "alias", "t_copy", "transpose", "split",
-                  "unbind", "full", "arange", "scalar_tensor")
+                  "unbind", "full", "arange", "scalar_tensor", "index_select")
 
 
 def missing() -> str | None:
@@ -98,6 +98,7 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     from executorch.exir import to_edge_transform_and_lower
 
     from edgedistill.formats.executorch_quant import prepare
+    from edgedistill.formats.xnnpack_rewrites import delegable_reshapes, with_matmul_layer_norms
 
     options = dict(options or {})
     options.pop("input_names", None)  # a .pte's inputs are positional
@@ -111,13 +112,17 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     partitioner = _partitioner(backend, scheme, options)
     if not dynamic_batch:  # a fixed batch of 1, so max_batch=1 in the manifest is the truth
         example_inputs = tuple(t[:1] for t in example_inputs)
+    norms: list[str] = []
+    if backend == "xnnpack":  # XNNPACK has no layer norm: rewrite them so the graph is delegated whole
+        model, norms = with_matmul_layer_norms(model)
     try:
         with torch.no_grad():
             lowered, shapes = prepare(model.eval(), example_inputs, scheme=scheme, backend=backend,
                                       calibration=calibration, dynamic_batch=dynamic_batch, max_batch=MAX_BATCH,
-                                      float_modules=float_modules)
+                                      float_modules=float_modules, float_norms=norms)
             program = torch.export.export(lowered, example_inputs, dynamic_shapes=shapes)
-            edge = to_edge_transform_and_lower(program, partitioner=[partitioner])
+            passes = [delegable_reshapes] if backend == "xnnpack" else []
+            edge = to_edge_transform_and_lower(program, partitioner=[partitioner], transform_passes=passes)
         info = get_delegation_info(edge.exported_program().graph_module)
         buffer = edge.to_executorch().buffer
     except UserError:

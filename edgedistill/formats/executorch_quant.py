@@ -40,6 +40,82 @@ class HalfPrecision(nn.Module):
         return self.model(*cast).float()
 
 
+def _xnnpack_quantizer(config: Any) -> Any:
+    """XNNPACKQuantizer with ``config`` globally, whose scalar-to-attribute step leaves integer arithmetic alone.
+
+    The stock step turns every scalar operand of add/mul into a float32 constant, so the integer
+    ``arange(kv_len) + 0`` of transformers' attention-mask code becomes float and then fails as an
+    index ("tensors used as indices must be long ..."). Only floating-point add/mul are quantized,
+    so only their scalars need to become tensors.
+    """
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+
+    class FloatScalarsQuantizer(XNNPACKQuantizer):
+        def transform_for_annotation(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            return float_scalars_to_attrs(model)
+
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            model = super().annotate(model)
+            unquantize_masks(model)
+            return model
+
+    return FloatScalarsQuantizer().set_global(config)
+
+
+def unquantize_masks(model: torch.fx.GraphModule) -> None:
+    """Keep mask arithmetic, and adds of a mask to a signal, in float.
+
+    A mask is computed from integer inputs and constants alone (no weights, no float input). Adding an
+    additive attention mask (0 / -1e4) to the scores in int8 gives that add a range of 1e4, one scale
+    step of ~80, and wipes out the scores; the mask itself needs no quantization either.
+    """
+    masks: set[torch.fx.Node] = set()
+    for node in model.graph.nodes:
+        value = node.meta.get("val")
+        if node.op == "placeholder":
+            if isinstance(value, torch.Tensor) and not value.dtype.is_floating_point:
+                masks.add(node)
+        elif node.op == "get_attr":
+            if isinstance(value, torch.Tensor) and value.dim() == 0:  # a scalar constant, not a weight
+                masks.add(node)
+        elif node.op == "call_function" and all(arg in masks for arg in node.all_input_nodes):
+            masks.add(node)
+    for node in model.graph.nodes:
+        if node.op != "call_function" or "quantization_annotation" not in node.meta:
+            continue
+        adds_mask = node.target == torch.ops.aten.add.Tensor and any(arg in masks for arg in node.all_input_nodes)
+        if node in masks or adds_mask:
+            del node.meta["quantization_annotation"]
+
+
+def float_scalars_to_attrs(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Scalar operands of floating-point add/mul become float32 constant attributes (so the quantizer can
+    observe them); integer add/mul keep their scalars."""
+    targets = (torch.ops.aten.add.Tensor, torch.ops.aten.mul.Tensor)
+    count = 0
+    for node in list(model.graph.nodes):
+        value = node.meta.get("val")
+        if node.op != "call_function" or node.target not in targets or not isinstance(value, torch.Tensor):
+            continue
+        if not value.dtype.is_floating_point:
+            continue
+        args = []
+        for arg in node.args:
+            if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+                while hasattr(model, f"_float_scalar_{count}"):
+                    count += 1
+                name, constant = f"_float_scalar_{count}", torch.tensor(float(arg))
+                model.register_buffer(name, constant)
+                with model.graph.inserting_before(node):
+                    attr = model.graph.create_node("get_attr", name, (), {})
+                attr.meta["val"] = value.fake_mode.from_tensor(constant, static_shapes=True)
+                arg = attr
+            args.append(arg)
+        node.args = tuple(args)
+    model.recompile()
+    return model
+
+
 def _keep_in_float(quantizer: Any, model: nn.Module, float_modules: Sequence[str]) -> None:
     unknown = sorted(set(float_modules) - {name for name, _ in model.named_modules()})
     if unknown:
@@ -53,32 +129,37 @@ def _keep_in_float(quantizer: Any, model: nn.Module, float_modules: Sequence[str
 
 def prepare(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme: str, backend: str,
             calibration: dict[str, np.ndarray] | None, dynamic_batch: bool, max_batch: int,
-            float_modules: Sequence[str] = ()) -> tuple[nn.Module, Any]:
+            float_modules: Sequence[str] = (), float_norms: Sequence[str] = ()) -> tuple[nn.Module, Any]:
     """The module to export for ``scheme`` on ``backend``, and its dynamic shapes.
 
-    ``float_modules``: submodules kept in floating point under xnnpack int8 (accuracy-aware mixed precision).
+    ``float_modules``: submodules kept in floating point under xnnpack int8 (accuracy-aware mixed precision);
+    ``float_norms``: normalisation submodules always kept in float under int8 and int8-dynamic.
     """
     if float_modules and (scheme != "int8" or backend != "xnnpack"):
         raise UserError("float_modules applies to the int8 scheme on the xnnpack backend only")
     shapes = dynamic_shapes(example_inputs, dynamic_batch, max_batch)
     if scheme == "fp16" and backend == "xnnpack":
         return HalfPrecision(model), dynamic_shapes(example_inputs, dynamic_batch, max_batch, varargs=True)
+    if scheme in ("int8", "int8-dynamic") and backend == "xnnpack":
+        from edgedistill.formats.shared_int8_embeddings import with_int8_embeddings
+
+        model = with_int8_embeddings(model)  # activation quantizers leave lookup tables in float32
     if scheme == "int8":
         require_calibration(scheme, calibration)
         if backend == "coreml":
             return calibrated(model, example_inputs, int8_quantizer(), calibration, shapes), shapes
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-            XNNPACKQuantizer, get_symmetric_quantization_config)
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
 
-        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-        _keep_in_float(quantizer, model, float_modules)
+        quantizer = _xnnpack_quantizer(get_symmetric_quantization_config(is_per_channel=True))
+        _keep_in_float(quantizer, model, [*float_modules, *float_norms])
         return calibrated(model, example_inputs, quantizer, calibration, shapes), shapes
     if scheme == "int8-dynamic":
         if backend != "xnnpack":
             raise UserError(f"executorch backend {backend} does not support int8-dynamic; use int8 or the xnnpack backend")
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-            XNNPACKQuantizer, get_symmetric_quantization_config)
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
 
         config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
-        return calibrated(model, example_inputs, XNNPACKQuantizer().set_global(config), None, shapes), shapes
+        quantizer = _xnnpack_quantizer(config)
+        _keep_in_float(quantizer, model, float_norms)
+        return calibrated(model, example_inputs, quantizer, None, shapes), shapes
     return model, shapes

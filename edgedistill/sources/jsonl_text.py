@@ -15,6 +15,7 @@ import numpy as np
 
 from edgedistill.dataset import Dataset
 from edgedistill.errors import UserError, require
+from edgedistill.text_preprocessing import wordpiece_settings
 
 
 def load_tokenizer(directory: str | Path):
@@ -82,5 +83,6 @@ def load_jsonl_text(path: str | Path, *, tokenizer: str | Path | None, max_lengt
     inputs = {"input_ids": encoded["input_ids"].astype(np.int64), "attention_mask": encoded["attention_mask"].astype(np.int64)}
     preprocessing = {"source": "jsonl-text", "tokenizer": str(Path(tokenizer).resolve()), "tokenizer_class": type(tok).__name__,
                      "vocab_size": len(tok), "max_length": max_length, "padding": "max_length", "truncation": True,
-                     "text_field": text_field}
-    return Dataset(inputs=inputs, y=y, labels=names, preprocessing=preprocessing, name=path.stem)
+                     "text_field": text_field, **wordpiece_settings(tok)}
+    texts = np.array([r[text_field] for r in records], dtype=np.str_)
+    return Dataset(inputs=inputs, y=y, labels=names, preprocessing=preprocessing, name=path.stem, texts=texts)

@@ -14,6 +14,8 @@ from edgedistill.bundle import read_golden
 from edgedistill.config import ArtifactSpec, PipelineConfig
 from edgedistill.data import Splits
 from edgedistill.exporter import export_bundle
+from edgedistill.fileio import atomic_path
+from edgedistill.text_preprocessing import read_vocabulary
 from edgedistill.validation.harness import OpenBundle, check_artifact, open_bundles
 from edgedistill.validation.quant_probe import QuantProbe
 from edgedistill.validation.results import Report, Row
@@ -31,10 +33,11 @@ def write_bundle(bundle: OpenBundle, student: nn.Module, probe: QuantProbe, floa
         options = {**probe.options, **({"float_modules": list(float_modules)} if float_modules else {})}
         written = export_bundle(student, ArtifactSpec(format=m.format, quantization=m.quantization, options=options),
                                 out_dir=staging, sample=splits.test.inputs, calibration=probe.calibration,
-                                golden=read_golden(bundle.folder), info=info, dynamic_batch=m.dynamic_batch)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(written, final)
+                                golden=read_golden(bundle.folder), info=info, dynamic_batch=m.dynamic_batch,
+                                vocab=read_vocabulary(bundle.folder))
+        with atomic_path(final, is_dir=True) as tmp:  # the old repaired bundle stays whole until the swap
+            tmp.rmdir()
+            os.replace(written, tmp)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final

@@ -17,3 +17,6 @@ def teacher(hidden: int = 256, num_classes: int = 10) -> nn.Module:
 def student(hidden: int = 32, num_classes: int = 10) -> nn.Module:
     """A one-hidden-layer MLP with ~3 % of the teacher's parameters."""
     return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+teacher.needs_training = True  # a fresh MLP: the demo trains it on the digits labels before distilling
