@@ -16,14 +16,28 @@ Kotlin and Swift tokenizers):
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
-from edgedistill.errors import UserError
+from edgedistill.errors import UserError, require
 
 VOCAB_FILE = "tokenizer/vocab.txt"
 APP_KEYS = ("kind", "vocab_file", "do_lower_case", "strip_accents", "tokenize_chinese_chars", "max_length", "padding",
             "truncation", "cls_token", "sep_token", "pad_token", "unk_token")
+
+
+def load_tokenizer(directory: str | Path):
+    """A tokenizer from a local Hugging Face directory (a UserError when it is not one)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"tokenizer directory not found: {directory}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    transformers = require("transformers", "hf", "Hugging Face transformers")
+    try:
+        return transformers.AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{directory} is not a Hugging Face tokenizer directory: {str(exc).splitlines()[0][:200]}") from None
 
 
 def wordpiece_settings(tokenizer: Any) -> dict[str, Any]:
@@ -63,7 +77,6 @@ def bundle_vocabulary(preprocessing: dict[str, Any]) -> list[str] | None:
         return None
     if preprocessing.get("vocab"):  # a pruned vocabulary travels in the record itself
         return list(preprocessing["vocab"])
-    from edgedistill.sources.jsonl_text import load_tokenizer
 
     return vocabulary(load_tokenizer(preprocessing["tokenizer"]))
 

@@ -8,27 +8,13 @@ indices in sorted order. Only local directories are read: nothing is downloaded.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from edgedistill.dataset import Dataset
-from edgedistill.errors import UserError, require
-from edgedistill.text_preprocessing import wordpiece_settings
-
-
-def load_tokenizer(directory: str | Path):
-    """A tokenizer from a local Hugging Face directory (a UserError when it is not one)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise UserError(f"tokenizer directory not found: {directory}")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    transformers = require("transformers", "hf", "Hugging Face transformers")
-    try:
-        return transformers.AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{directory} is not a Hugging Face tokenizer directory: {str(exc).splitlines()[0][:200]}") from None
+from edgedistill.errors import UserError
+from edgedistill.text_preprocessing import load_tokenizer, wordpiece_settings
 
 
 def _read_records(path: Path, text_field: str) -> list[dict]:
