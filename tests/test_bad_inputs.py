@@ -213,7 +213,7 @@ CASES = [
     Case("distill-factory-no-import", lambda c: ["distill", "--student", "no_such_pkg.models:small", *common(c)], "does not import"),
     Case("distill-factory-no-attr", lambda c: ["distill", "--student", "edgedistill.zoo.digits:nothing", *common(c)], "nothing"),
     Case("distill-labels-beyond-classes", lambda c: ["distill", "--teacher", c.kit.teacher, "--data", npz(c, x=np.zeros((200, 64), np.float32), y=np.arange(200) % 20), *common(c)], "labels go up to 19"),
-    Case("distill-unlabelled-alpha", lambda c: ["distill", "--teacher", c.kit.teacher, "--data", npz(c, x=np.zeros((40, 64), np.float32)), *common(c)], "distill.alpha must be 1"),
+    Case("distill-unlabelled-alpha", lambda c: ["distill", "--teacher", c.kit.teacher, "--alpha", "0.5", "--data", npz(c, x=np.zeros((40, 64), np.float32)), *common(c)], "distill.alpha must be 1"),
     Case("distill-out-is-file", lambda c: ["distill", "--out", text_file(c, "out-file", "x")], "is a file"),
     Case("distill-resume-nothing", lambda c: ["distill", "--teacher", c.kit.teacher, "--resume", *common(c)], "nothing to resume"),
     Case("distill-trust-entry-bad", lambda c: ["distill", "--trust-factory", "not a module!", *common(c)], "trust_factories"),

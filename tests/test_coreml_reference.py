@@ -68,16 +68,16 @@ def test_pretrained_minilm_agrees_with_its_student(minilm, scheme):
 
 
 def test_minilm_fp16_masking_stays_finite_even_when_everything_is_masked(minilm):
-    """transformers masks with -inf (exact in fp16) and zeroes fully masked rows itself: the evaluator
-    shows the NaN of an all-masked softmax and that it never reaches the outputs."""
+    """An empty text masks every attention row. edgedistill's HFClassifier masks with an additive -1e4
+    (representable in fp16), so the evaluator must see no NaN in any op and finite outputs that agree
+    with the student; a finfo(float32).min mask would overflow (test_fp16_trap_is_reported_and_the_export_avoids_it)."""
     model, data, bundles = minilm
     ids, mask = data.inputs["input_ids"][:4].copy(), data.inputs["attention_mask"][:4].copy()
     mask[0] = 0  # an empty text: every attention row fully masked
     runner = coreml.load_reference(read_bundle(bundles["fp16"])[1])
     got = runner(ids, mask)
     assert runner.program.precision == "fp16" and np.isfinite(got).all()
-    assert runner.numerics.first_op["value"] == "-inf" and runner.numerics.first_nan["type"] == "softmax"
-    assert "outputs finite on all 4 samples (harmless here)" in runner.numerics.summary()
+    assert runner.numerics.first_nan is None and runner.numerics.bad_samples == 0, runner.numerics.summary()
     want = predict_logits(model, {"input_ids": ids, "attention_mask": mask}).numpy()
     assert (got.argmax(1) == want.argmax(1)).all()
 

@@ -126,8 +126,12 @@ def calibrated(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], quant
 
     graph = torch.export.export(model, example_inputs, dynamic_shapes=shapes).module()
     prepared = prepare_pt2e(graph, quantizer)
+    # a static graph takes exactly the example's batch (its reshapes bake it in): calibrate in those
+    batch_size = 32 if shapes is not None else int(example_inputs[0].shape[0])
+    batches = [b for b in (calibration_batches(calibration, batch_size) if calibration else [])
+               if shapes is not None or b[0].shape[0] == batch_size]  # a shorter last batch does not fit a static graph
     with torch.no_grad():
-        for batch in calibration_batches(calibration) if calibration else [example_inputs]:
+        for batch in batches or [example_inputs]:
             prepared(*batch)
     return convert_pt2e(prepared)
 
