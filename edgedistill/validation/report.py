@@ -86,7 +86,8 @@ def markdown(report: Report) -> str:
         lines += [f"- {r.name}: {evaluator_note(r)}" for r in evaluated]
     for r in report.rows:
         if r.localization:
-            lines += ["", f"Localization for {r.name}: {r.localization['summary']}"]
+            plot = f" ([per-module plot]({r.localization['plot']}))" if r.localization.get("plot") else ""
+            lines += ["", f"Localization for {r.name}: {r.localization['summary']}{plot}"]
     for repair in report.repairs:
         lines += ["", f"Repair of {repair['bundle']}: {repair['summary']}"]
     if report.plots:
@@ -147,9 +148,11 @@ def write_reports(report: Report, out: Path, plots: bool = True) -> dict[str, Pa
     """Write report.json, report.md, junit.xml (and the plots) into ``out``."""
     out = ensure_writable_dir(Path(out))
     if plots:
+        from edgedistill.validation.localization_plot import write_localization_plots
         from edgedistill.validation.plots import write_plots
 
-        report.plots = {name: str(path) for name, path in write_plots(report, out).items()}
+        written = {**write_plots(report, out), **write_localization_plots(report, out)}
+        report.plots = {name: str(path) for name, path in written.items()}
     paths = {"json": out / "report.json", "markdown": out / "report.md", "junit": out / "junit.xml"}
     write_text_atomic(paths["junit"], junit_xml(report))
     write_text_atomic(paths["json"], json.dumps(report.to_dict(), indent=2) + "\n")
