@@ -67,12 +67,17 @@ def test_cnn_outlier_in_onnx_localized_by_module_and_repaired_through_the_cli(cn
     assert proc.returncode == 0, proc.stderr
     bundle = tmp_path / "bundles" / "student-onnx-int8"
     fast = ("--no-memory", "--no-plots", "--set", "validate.latency_samples=5")
-    proc = run_cli("validate", bundle, *case, "--repair", "--out", tmp_path / "r", *fast)
+    # with plots: the per-module localization plot is written, named by report.json, linked from report.md
+    with_plots = [a for a in fast if a != "--no-plots"]
+    proc = run_cli("validate", bundle, *case, "--repair", "--out", tmp_path / "r", *with_plots)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     row = next(r for r in report["rows"] if r["path"] == str(bundle))
     loc = row["localization"]
     assert loc["culprit"].startswith("layer2.1.") and loc["intermediates"] == "runtime", loc["summary"]
+    plot = tmp_path / "r" / loc["plot"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 0
+    assert str(plot) in report["plots"].values() and f"({loc['plot']})" in (tmp_path / "r" / "report.md").read_text()
     errors = {m["module"]: m["intermediate_error"] for m in loc["modules"]}
     assert errors["layer2.1.conv2"] > 10 * max(errors[m] for m in ("stem.0", "layer1.0.conv1", "layer2.0.conv2"))
     [repair] = report["repairs"]

@@ -44,7 +44,8 @@ def test_plot_of_a_synthetic_localization_is_a_png(tmp_path, intermediates):
 def test_only_module_sensitivity_tables_are_plotted():
     assert plottable(synthetic_localization(False))
     assert not plottable(None)
-    assert not plottable({"available": False, "culprit": None, "modules": [], "ranking": [], "summary": "not localized"})
+    not_localized = {"available": False, "culprit": None, "modules": [], "ranking": [], "summary": "not localized"}
+    assert not plottable(not_localized)
     assert not plottable({"available": True, "modules": [{"op": "conv_3", "error": 1.0}], "summary": "first op"})
 
 
@@ -65,7 +66,7 @@ def test_report_names_and_links_the_plot_and_respects_no_plots(tmp_path):
 
     rng = np.random.default_rng(0)
     teacher, student = rng.normal(size=(32, 4)), rng.normal(size=(32, 4))
-    rows = [Row(name, role, "torch", "pt", "fp32", 10) for name, role in (("teacher", "teacher"), ("student", "student"))]
+    rows = [Row(role, role, "torch", "pt", "fp32", 10) for role in ("teacher", "student")]
     rows.append(Row("onnx int8", "artifact", "onnxruntime", "onnx", "int8", 10,
                     localization=synthetic_localization(True)))
     report = Report(rows=rows, samples=32, data="synthetic", top_k=2, num_classes=4)
