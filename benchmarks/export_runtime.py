@@ -47,7 +47,10 @@ OURS = {
                   ("ours executorch int8", "executorch", "int8", {}, False),
                   ("ours onnx fp32", "onnx", "fp32", {}, False),
                   ("ours onnx int8 (uint8 act., x86)", "onnx", "int8", {"activation_type": "uint8"}, False),
-                  ("ours onnx int8 (int8 act., ARM)", "onnx", "int8", {"activation_type": "int8"}, False)],
+                  ("ours onnx int8 (int8 act., ARM)", "onnx", "int8", {"activation_type": "int8"}, False),
+                  # the same XNNPACK int8 kernels through LiteRT: whether this CPU gains from int8 at all
+                  ("ours litert fp32", "litert", "fp32", {}, False),
+                  ("ours litert int8", "litert", "int8", {"int8_io": False}, False)],
 }
 
 
@@ -103,6 +106,8 @@ def targets(name: str, result: dict) -> list[str]:
         line("ExecuTorch int8 ÷ ExecuTorch fp32", "ours executorch int8", "ours executorch fp32", 0.5)
         line("ONNX int8 (uint8 act.) ÷ ONNX fp32", "ours onnx int8 (uint8 act., x86)", "ours onnx fp32", 0.75)
         line("ONNX int8 (int8 act.) ÷ ONNX fp32 (for comparison)", "ours onnx int8 (int8 act., ARM)", "ours onnx fp32", 0.75)
+        line("LiteRT int8 ÷ LiteRT fp32 (XNNPACK int8 on this CPU, for comparison)", "ours litert int8",
+             "ours litert fp32", 0.5)
         line("ExecuTorch fp32 dynamic batch ÷ static batch 1", "ours executorch fp32 dynamic batch",
              "ours executorch fp32", 1.0)
         left = {k: v["portable_compute_ops"] for k, v in rows.items() if v.get("portable_compute_ops") is not None}

@@ -42,3 +42,24 @@ def test_validate_mobilenet_executorch_bundle_batches_by_the_program_bound(tmp_p
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     artifact = next(r for r in report["rows"] if r["role"] == "artifact")
     assert artifact["status"] == "pass" and artifact["vs_student"]["top1_agreement"] == 1.0
+
+
+def test_int8_relu6_is_fused_into_its_convolution():
+    """conv -> ReLU6 is one int8 pattern: no quantize/dequantize between them (XNNPACK folds the clamp into
+    the convolution), and the activation's int8 grid covers [0, 6], not the convolution's wider raw range."""
+    from edgedistill.formats.executorch_quant import prepare
+
+    torch.manual_seed(0)
+    model = student(num_classes=7, width=0.25).eval()
+    calibration = {"x": np.random.default_rng(0).normal(size=(8, 3, 32, 32)).astype(np.float32)}
+    converted, _ = prepare(model, (torch.randn(1, 3, 32, 32),), scheme="int8", backend="xnnpack",
+                           calibration=calibration, dynamic_batch=False, max_batch=1)
+    nodes = list(converted.graph.nodes)
+    clamps = [n for n in nodes if n.target == torch.ops.aten.hardtanh.default]
+    assert len(clamps) == sum(isinstance(m, torch.nn.ReLU6) for m in model.modules())
+    for clamp in clamps:
+        assert clamp.args[0].target == torch.ops.aten.conv2d.default  # straight from the conv, no q/dq between
+        [quantize] = clamp.users
+        scale, zero_point = quantize.args[1], quantize.args[2]
+        assert "quantize_per_tensor" in str(quantize.target)
+        assert scale * (127 - zero_point) <= 6.0 + 1e-3  # the grid ends at ReLU6's 6, no codes wasted above it

@@ -55,11 +55,49 @@ def _xnnpack_quantizer(config: Any) -> Any:
             return float_scalars_to_attrs(model)
 
         def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            annotate_conv_hardtanh(model, self.global_config, self.filter_fn)
             model = super().annotate(model)
             unquantize_masks(model)
             return model
 
     return FloatScalarsQuantizer().set_global(config)
+
+
+def annotate_conv_hardtanh(model: torch.fx.GraphModule, config: Any, filter_fn: Any = None) -> None:
+    """Annotate conv -> hardtanh (ReLU6, as in MobileNets) as one fused pattern, like the stock conv -> relu.
+
+    The stock XNNPACKQuantizer fuses only ReLU into a convolution's output; a ReLU6 gets its own
+    quantize/dequantize pair, so XNNPACK cannot fold the clamp into the convolution (its
+    ``FuseActivationPass`` needs the clamp right after the op) and runs a separate int8 clamp with a
+    requantization on every activation map. Annotated as one pattern, only the clamp's output is
+    observed (a tighter [0, 6] range) and the lowered graph has one convolution with an output min/max.
+    """
+    if config is None or config.input_activation is None or config.input_activation.is_dynamic:
+        return
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import (
+        _is_annotated, _is_conv_node, _mark_nodes_as_annotated, get_bias_qspec, get_input_act_qspec,
+        get_output_act_qspec, get_weight_qspec)
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    clamps = (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default)
+    for clamp in model.graph.nodes:
+        if clamp.op != "call_function" or clamp.target not in clamps:
+            continue
+        conv = clamp.args[0]
+        if not isinstance(conv, torch.fx.Node) or not _is_conv_node(conv) or len(conv.users) > 1:
+            continue
+        partition = [clamp, conv, conv.args[1]]
+        qspecs = {conv.args[0]: get_input_act_qspec(config), conv.args[1]: get_weight_qspec(config)}
+        bias = conv.args[2] if len(conv.args) > 2 else None
+        if isinstance(bias, torch.fx.Node):
+            qspecs[bias] = get_bias_qspec(config)
+            partition.append(bias)
+        if _is_annotated(partition) or (filter_fn and not all(filter_fn(n) for n in partition)):
+            continue
+        conv.meta["quantization_annotation"] = QuantizationAnnotation(input_qspec_map=qspecs, _annotated=True)
+        clamp.meta["quantization_annotation"] = QuantizationAnnotation(
+            output_qspec=get_output_act_qspec(config), _annotated=True)
+        _mark_nodes_as_annotated(partition)
 
 
 def unquantize_masks(model: torch.fx.GraphModule) -> None:
