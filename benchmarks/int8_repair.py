@@ -6,7 +6,11 @@ and format: export int8 (fixed batch), validate with ``--repair mixed``, then wi
 agreement is top-1 against the fp32 student on the held-out split, measured in the format's runtime.
 
     PYTHONPATH=.:tests OMP_NUM_THREADS=1 python benchmarks/int8_repair.py [--cases cnn,encoder,mlp]
-        [--formats onnx,litert,executorch] [--qat-epochs 8] [--out /tmp/int8-repair]
+        [--formats onnx,litert,executorch] [--qat-epochs 8] [--out /tmp/int8-repair] [--converted-epochs 40]
+
+``--converted-epochs N`` (N > 0) then trains QAT-KD on the ``mlp`` student for N epochs and runs the
+converted QAT graph itself (its learned ranges, no new calibration) in each runtime that takes it:
+ExecuTorch XNNPACK (.pte), ONNX (dynamo export: QDQ), LiteRT (litert-torch); top-1 against the fp32 student.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ def _config(case: dict, fmt: str, out: Path, scheme: str, repair: str, qat_epoch
     return load_config(None, {"teacher.model": str(case["teacher"]), "student.model": str(case["student"]),
                               "data.source": case["data"], "export.formats": [fmt], "export.quantization": [scheme],
                               "export.dynamic_batch": False, "out": str(out), "validate.repair": repair,
-                              "validate.qat_epochs": qat_epochs, **FAST})
+                              "validate.qat_epochs": qat_epochs, "trust_factories": ["tests.int8_cases"], **FAST})
 
 
 def measure(case: dict, fmt: str, out: Path, qat_epochs: int) -> dict:
@@ -61,6 +65,80 @@ def measure(case: dict, fmt: str, out: Path, qat_epochs: int) -> dict:
     return row
 
 
+def converted_rows(out: Path, epochs: int) -> list[str]:
+    """The converted QAT graph of the mlp student in each runtime: accepted?, top-1 vs the fp32 student, seconds."""
+    import numpy as np
+    import torch
+
+    from edgedistill.data import load_dataset, split
+    from edgedistill.distillation.qat import convert_qat, lower_converted, qat_train
+    from edgedistill.exporter import calibration_set
+    from edgedistill.formats import get
+    from edgedistill.formats.base import run_batched
+    from edgedistill.inference import predict_logits
+    from edgedistill.modelref import load_model
+    from edgedistill.trust import trusting
+
+    case = int8_cases.wide_range_mlp(out / "mlp-converted")
+    with trusting(["tests.int8_cases"]):
+        student, teacher = load_model(str(case["student"])), load_model(str(case["teacher"]))
+    splits = split(load_dataset("digits"), 0.25, 0.1, seed=0)
+    reference = predict_logits(student, splits.test.inputs).numpy().argmax(1)
+    start = time.perf_counter()
+    _, qat = qat_train(student, splits.train, predict_logits(teacher, splits.train.inputs),
+                       calibration=calibration_set(splits.train, 128), epochs=epochs)
+    converted = convert_qat(qat)
+    x = torch.as_tensor(splits.test.inputs["x"])
+    rows = []
+    with torch.no_grad():
+        top1 = float((converted(x).numpy().argmax(1) == reference).mean())
+    rows.append(f"| PyTorch (converted graph) | yes | {top1:.1%} | {time.perf_counter() - start:.1f} (QAT-KD + convert) |")
+
+    def attempt(name: str, run) -> None:
+        begin = time.perf_counter()
+        try:
+            logits, note = run()
+            rows.append(f"| {name} | yes{note} | {float((logits.argmax(1) == reference).mean()):.1%} "
+                        f"| {time.perf_counter() - begin:.1f} |")
+        except Exception as exc:  # what each toolchain says about a converted pt2e graph is the measurement
+            rows.append(f"| {name} | no: {str(exc).splitlines()[0][:160]} | — | {time.perf_counter() - begin:.1f} |")
+
+    def executorch():
+        info = lower_converted(converted, (x[:1],), out / "qat.pte")
+        return (run_batched(get("executorch").load(out / "qat.pte", 1), splits.test.inputs),
+                f" ({info['delegated_ops']} ops delegated to XNNPACK, {info['portable_ops']} not)")
+
+    def onnx_qdq():
+        import onnx
+        import onnxruntime as ort
+
+        torch.onnx.export(converted, (x[:1],), dynamo=True).save(str(out / "qat.onnx"))
+        ops = sorted({n.op_type for n in onnx.load(str(out / "qat.onnx")).graph.node})
+        session = ort.InferenceSession(str(out / "qat.onnx"), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return (np.concatenate([session.run(None, {name: x[i : i + 1].numpy()})[0] for i in range(len(x))]),
+                f" (ops: {', '.join(ops)})")
+
+    def litert():
+        import litert_torch
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_content=litert_torch.convert(converted, (x[:1],)).model_content())
+        interpreter.allocate_tensors()
+        i, o = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+        logits = []
+        for k in range(len(x)):
+            interpreter.set_tensor(i, x[k : k + 1].numpy())
+            interpreter.invoke()
+            logits.append(interpreter.get_tensor(o).copy())
+        return np.concatenate(logits), ""
+
+    attempt("ExecuTorch XNNPACK", executorch)
+    attempt("ONNX Runtime", onnx_qdq)
+    attempt("LiteRT", litert)
+    return rows
+
+
 def _fmt(value, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
@@ -71,6 +149,7 @@ def main() -> None:
     parser.add_argument("--formats", default="onnx,litert,executorch")
     parser.add_argument("--qat-epochs", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path("/tmp/edgedistill-int8-repair"))
+    parser.add_argument("--converted-epochs", type=int, default=0)
     args = parser.parse_args()
     import platform
 
@@ -90,6 +169,12 @@ def main() -> None:
                   f"| {_fmt(m['share'], '.0%')} | {r['fp32_kib']:.1f} / {r['ptq_kib']:.1f} / {_fmt(m['kib'], '.1f')} "
                   f"| {_fmt(r['ptq_ms'], '.3f')} / {_fmt(m['ms'], '.3f')} | {_fmt(m['repair_s'], '.1f')} "
                   f"| {_fmt(q['top1'], '.1%')} | {q['passed']} | {_fmt(q['repair_s'], '.1f')} |", flush=True)
+
+    if args.converted_epochs > 0:
+        print(f"\nconverted QAT graph of mlp ({args.converted_epochs} epochs of QAT-KD), run as it is:\n")
+        print("| runtime | accepts it | top-1 | s |\n|---|---|---:|---:|")
+        for line in converted_rows(args.out, args.converted_epochs):
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

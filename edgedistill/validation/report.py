@@ -88,6 +88,7 @@ def markdown(report: Report) -> str:
         if r.localization:
             plot = f" ([per-module plot]({r.localization['plot']}))" if r.localization.get("plot") else ""
             lines += ["", f"Localization for {r.name}: {r.localization['summary']}{plot}"]
+            lines += _localization_table(r.localization)
     for repair in report.repairs:
         lines += ["", f"Repair of {repair['bundle']}: {repair['summary']}"]
     if report.plots:
@@ -95,6 +96,24 @@ def markdown(report: Report) -> str:
     head, rest = _verdict_parts(report)
     lines += ["", f"**{head}**: {rest}"]
     return "\n".join(lines) + "\n"
+
+
+LOCALIZATION_ROWS = 10
+
+
+def _localization_table(localization: dict) -> list[str]:
+    """The per-module table, most sensitive first (the first ``LOCALIZATION_ROWS``; report.json has all)."""
+    by_name = {m["module"]: m for m in localization.get("modules", [])}
+    ranked = [by_name[n] for n in localization.get("ranking", []) if n in by_name]
+    if not ranked:
+        return []
+    rows = [[m["module"], _pct(m["alone_top1"]), f"{m['alone_kl']:.4g}",
+             "—" if m.get("intermediate_error") is None else f"{m['intermediate_error']:.4g}"]
+            for m in ranked[:LOCALIZATION_ROWS]]
+    more = len(ranked) - LOCALIZATION_ROWS
+    note = [f"({more} more modules in report.json)"] if more > 0 else []
+    return ["", *_md_table(("module (most sensitive first)", "top-1 vs student, only it int8", "KL, only it int8",
+                             "intermediate error in the runtime"), rows), *(["", *note] if note else [])]
 
 
 def evaluator_note(row: Row) -> str:
