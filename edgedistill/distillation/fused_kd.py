@@ -37,15 +37,16 @@ class TemperedTeacher:
     reads; ``probs``, ``neg_entropy`` and ``top1`` are then views made on first use (the training loop's
     closed-form step never asks for them: each view costs a few microseconds)."""
 
-    __slots__ = ("_probs", "_neg_entropy", "_top1", "temperature", "columns")
+    __slots__ = ("_probs", "_neg_entropy", "_top1", "temperature", "columns", "plan")
 
     def __init__(self, probs: torch.Tensor | None = None, neg_entropy: torch.Tensor | None = None,
                  top1: torch.Tensor | None = None, temperature: float = 1.0,
-                 columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None):
+                 columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                 plan: "StepPlan | None" = None):
         if columns is None and (probs is None or neg_entropy is None or top1 is None):
             raise ValueError("a TemperedTeacher needs probs, neg_entropy and top1, or columns")
         self._probs, self._neg_entropy, self._top1 = probs, neg_entropy, top1
-        self.temperature, self.columns = float(temperature), columns
+        self.temperature, self.columns, self.plan = float(temperature), columns, plan
 
     @property
     def probs(self) -> torch.Tensor:
@@ -164,6 +165,34 @@ def as_block(teacher: TemperedTeacher, dtype: torch.dtype) -> torch.Tensor:
     return torch.cat([probs.t(), teacher.neg_entropy.to(dtype)[None], teacher.top1.to(dtype)[None]]).contiguous()
 
 
+class StepPlan(NamedTuple):
+    """The label- and batch-dependent terms of one closed-form step, laid out per epoch (``plan_steps``),
+    with a = α·T/B, b = (1 − α)/B: ``shift`` = a·p + b·onehot(y) (classes, batch), the gradient's constant
+    part; ``weights`` = [α·T²/B·p ; b·onehot(y)] (2·classes·batch,), what the loss dots with log q, log P;
+    ``constant`` = α·T²/B·Σ p·log p (0-d); ``alpha`` the α they were made for."""
+
+    shift: torch.Tensor
+    weights: torch.Tensor
+    constant: torch.Tensor
+    alpha: float
+
+
+def plan_steps(blocks: torch.Tensor, labels: torch.Tensor | None, temperature: float, alpha: float) -> list[StepPlan]:
+    """``StepPlan`` of each step of ``blocks`` (steps, classes + 2, batch), with ``labels`` (steps, batch),
+    in a few whole-epoch ops (None labels: alpha >= 1, no CE term)."""
+    steps, rows, batch = blocks.shape
+    classes, t, alpha = rows - 2, float(temperature), float(min(alpha, 1.0))
+    a, b = alpha * t / batch, (1.0 - alpha) / batch
+    probs = blocks[:, :classes]
+    onehot = torch.zeros_like(probs)
+    if labels is not None:
+        onehot.scatter_(1, labels.view(steps, 1, batch).long(), 1.0)
+    shift = probs * a + onehot * b
+    weights = torch.stack((probs * (alpha * t * t / batch), onehot * b), 1).view(steps, -1)
+    constant = blocks[:, classes].sum(1) * (alpha * t * t / batch)
+    return [StepPlan(*parts, alpha) for parts in zip(shift.unbind(0), weights.unbind(0), constant.unbind(0))]
+
+
 def columns_of(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A gathered (classes + 2, batch) block as ``TemperedTeacher.columns``."""
     return block[:-2], block[-2], block[-1].long()
@@ -190,6 +219,14 @@ def closed_form_step(student_logits: torch.Tensor, teacher: TemperedTeacher, tar
     # s/T and s side by side, classes first, by one broadcast multiply: (2, classes, batch) -> log q, log P
     log_z = torch.log_softmax(torch.mul(s.t(), _constant((1.0 / t, 1.0), s, (2, 1, 1))), 1)
     a, b = alpha * t / batch, (1.0 - alpha) / batch
+    plan = teacher.plan
+    if plan is not None and plan.alpha == alpha and plan.shift.dtype == s.dtype and plan.shift.shape[1] == batch:
+        # the epoch's plan holds every label- and batch-dependent term: 6 tensor calls from here
+        grad = torch.addmm(plan.shift.view(1, -1), _constant((a, b), s, (1, 2)), log_z.exp().view(2, -1),
+                           beta=-1.0).view(classes, batch).t()
+        loss = plan.constant - torch.dot(plan.weights, log_z.view(-1))
+        agree = (s.argmax(1) == top1).sum()
+        return Step(loss, grad if grad.dtype == student_logits.dtype else grad.to(student_logits.dtype), agree)
     # d loss / d s = [α·T·(q − p) + (1 − α)·(P − onehot(y))] / B, classes first: a·q + b·P − a·p, then − b at y
     grad = torch.addmm(probs_t.view(1, -1), _constant((a, b), s, (1, 2)), log_z.exp().view(2, -1),
                        beta=-a).view(classes, batch)

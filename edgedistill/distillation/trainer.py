@@ -160,7 +160,10 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
                        for k in range(steps_per_epoch)]
             # a source that serves a whole epoch at once (the tempered table) gathers its rows here, once
             in_order = getattr(teacher_logits, "in_order", None)
-            epoch_teacher = in_order(batches) if in_order is not None else None
+            # (with the default objective, the closed-form step's label terms are laid out for the epoch too)
+            plain_kd = objective is not None and objective.features is None and objective.soft_target == "kl"
+            epoch_teacher = None if in_order is None else \
+                in_order(batches, y, objective.alpha) if plain_kd else in_order(batches)
             model.train()
             started, seen_before = time.perf_counter(), progress.seen
             tally = StepTally(steps_per_epoch, progress, device)
