@@ -114,10 +114,12 @@ def test_select_on_a_device_needs_a_runner_for_some_candidate(demo_out, tmp_path
     assert not (tmp_path / "o" / "bundles").exists()
 
 
-@pytest.mark.slow
-def test_select_fastest_timed_on_a_phone_picks_the_same_passing_winner_twice(demo_out, tmp_path):
+# one run in the default suite (~1-2 min: exports, validation and six stand-in runner processes); the
+# reproducibility check runs the whole selection twice and is heavy
+@pytest.mark.parametrize("runs", [pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.heavy)])
+def test_select_fastest_timed_on_a_phone_picks_the_same_passing_winner_twice(demo_out, tmp_path, runs):
     winners = []
-    for name in ("first", "second"):
+    for name in ("first", "second")[:runs]:
         proc, out, root = _select_on_phone(demo_out, tmp_path, name)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         selection = json.loads((out / "selection.json").read_text())
@@ -143,4 +145,4 @@ def test_select_fastest_timed_on_a_phone_picks_the_same_passing_winner_twice(dem
         assert any("./executor_runner" in line and "--cpu_threads 1" in line for line in ran)
         assert any("./onnxruntime_perf_test" in line and "-x 1" in line for line in ran)
         winners.append(winner["name"])
-    assert winners[0] == winners[1]
+    assert len(set(winners)) == 1
