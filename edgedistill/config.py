@@ -141,6 +141,8 @@ class ExportConfig(_Section):
                           "as bundles/default (needs a target)")
     select_device: str | None = Field(None, description="time the candidates there with bench (adb, ssh://...) "
                                                         "instead of on this machine")
+    select_runners: list[str] = Field(default_factory=list, description="device-built runners for select_device, one "
+                                      "per format (executor_runner, benchmark_model, onnxruntime_perf_test)")
     calibration: str | None = Field(None, description="calibration .npz (edgedistill calibrate); "
                                                       "default: calibration_samples drawn from the training split")
 
@@ -175,6 +177,8 @@ class ValidateConfig(_Section):
     batch_size: int = Field(256, ge=1, description="samples per call, where the artifact takes batches")
     ece_bins: int = Field(10, ge=1, description="equal-width confidence bins of the calibration error")
     latency_samples: int = Field(200, ge=1)
+    threads: int | None = Field(None, ge=1, description="threads the artifacts' runtimes run on (ONNX Runtime intra-op, "
+                                "LiteRT, ExecuTorch's XNNPACK pool); default: the target profile's threads, else 1")
     measure_memory: bool = True
     plots: bool = Field(True, description="write PNG plots next to the reports (needs matplotlib)")
     localize: bool = Field(True, description="when an artifact fails against the student, find the layer")

@@ -43,7 +43,8 @@ class Candidate:
     peak_memory_mb: float | None = None
     teacher_top1: float | None = None
     student_top1: float | None = None
-    measured_on: str = "host"
+    measured_on: str = "host"  # "host", or the device and how: "adb:SERIAL (device)", "adb:SERIAL (fake-local)"
+    threads: int | None = None  # the runtime's threads while timed (read back; None where it has no setting)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,5 +90,8 @@ def write_selection(out: Path, goal: str, target: str, ranked: list[Candidate], 
         lines.append(f"| {i if c.passed else '—'} | {c.name} | {c.status}{': ' + c.reason if c.reason else ''} | "
                      f"{fmt(c.latency_ms, '{:.4f} ms')} | {c.latency_spread:.0%} | {fmt(c.size_bytes, '{:,} B')} | "
                      f"{fmt(c.peak_memory_mb, '{:.1f} MiB')} | {fmt(c.teacher_top1, '{:.2%}')} | {fmt(c.student_top1, '{:.2%}')} |")
-    lines += ["", f"Measured on: {machine.get('where', 'host')} ({machine.get('cpu', '?')}, {machine.get('threads', '?')} thread(s))."]
+    lines += ["", f"Timed on: {machine.get('where', 'host')} ({machine.get('cpu', '?')}, {machine.get('threads', '?')} "
+              "runtime thread(s))."]
+    if machine.get("measured_on") == "fake-local":
+        lines += ["", "> **fake-local: stand-in runners ran this machine's runtimes; these are NOT device latencies.**"]
     (out / "selection.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

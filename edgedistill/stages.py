@@ -212,6 +212,17 @@ def export(config: PipelineConfig) -> list[Path]:
                           calibration=calibration)
 
 
+def runtime_threads(config: PipelineConfig) -> int:
+    """Threads the host runtimes use: ``validate.threads``, else the target profile's ``threads``, else 1."""
+    if config.validate_.threads:
+        return config.validate_.threads
+    if config.export.target:
+        from edgedistill.target_profiles import load_profile
+
+        return load_profile(config.export.target, check_formats=False).threads
+    return 1
+
+
 def dynamic_batch_for(export_config) -> bool:
     """The target profile's batch choice (device targets: static batch 1), else ``export.dynamic_batch``."""
     if export_config.target:
@@ -249,7 +260,7 @@ def validate(config: PipelineConfig, bundles: list[Path], device_outputs: list[P
         report = validate_bundles(opened, teacher=teacher, student=student, data=splits.test, tolerances=v.tolerances,
                                   teacher_checkpoint=ckpt(config.teacher), student_checkpoint=ckpt(config.student),
                                   latency_samples=v.latency_samples, measure_memory=v.measure_memory, top_k=v.top_k,
-                                  ece_bins=v.ece_bins, batch_size=v.batch_size)
+                                  ece_bins=v.ece_bins, batch_size=v.batch_size, threads=runtime_threads(config))
         if v.localize or v.repair != "off":
             from edgedistill.validation.repair import diagnose
 

@@ -10,7 +10,8 @@ from edgedistill.cli.distill import add_model_flags
 FLAGS = {"teacher": "teacher.model", "student": "student.model", "data": "data.source",
          "formats": "export.formats", "quantization": "export.quantization",
          "calibration_samples": "export.calibration_samples", "target": "export.target",
-         "calibration": "export.calibration", "select": "export.select", "device": "export.select_device"}
+         "calibration": "export.calibration", "select": "export.select", "device": "export.select_device",
+         "runner": "export.select_runners"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "time each, copy the best passing one to bundles/default (writes selection.md/.json)")
     p.add_argument("--device", metavar="DEVICE", help="with --select: time candidates there with bench "
                    "(adb, adb:SERIAL, ssh://user@host) instead of on this machine")
+    p.add_argument("--runner", action="append", metavar="PATH", help="with --select --device: a device-built "
+                   "executor_runner, benchmark_model or onnxruntime_perf_test (repeat: one per format)")
     p.set_defaults(run=run)
 
 
@@ -46,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"default: {chosen.default} ({chosen.candidates[0].name})")
         return 0
-    if config.export.select_device:
+    if config.export.select_device or config.export.select_runners:
         from edgedistill.errors import UserError
 
-        raise UserError("--device times candidates for --select; without --select use edgedistill bench")
+        raise UserError("--device and --runner time candidates for --select; without --select use edgedistill bench")
     from edgedistill.stages import export
 
     for folder in export(config):

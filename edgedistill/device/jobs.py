@@ -46,21 +46,26 @@ class BundleJob:
     runner: Path | None
 
 
-def prepare_jobs(bundles: list[Path], runner: Path | None, runner_kind: str | None,
+def prepare_jobs(bundles: list[Path], runner: Path | dict[str, Path] | None, runner_kind: str | None,
                  default_kind: str | None) -> list[BundleJob]:
-    """Read every bundle and pick its runner before touching the device (bad input fails fast)."""
-    if runner is not None and not Path(runner).is_file():
-        raise UserError(f"runner not found: {runner}")
+    """Read every bundle and pick its runner before touching the device (bad input fails fast).
+
+    ``runner`` is one runner for every bundle, or one per bundle format (``export --select --device``)."""
+    by_format = runner if isinstance(runner, dict) else None
+    for given in by_format.values() if by_format is not None else [runner]:
+        if given is not None and not Path(given).is_file():
+            raise UserError(f"runner not found: {given}")
     jobs = []
     for folder in bundles:
         manifest, model = read_bundle(folder)
-        kind = runner_kind or runners.detect(runner, manifest.format, default_kind)
+        this = by_format.get(manifest.format) if by_format is not None else runner
+        kind = runner_kind or runners.detect(this, manifest.format, default_kind)
         module = runners.get(kind)
         if manifest.format not in module.FORMATS:
             raise UserError(f"runner {kind} does not run {manifest.format} bundles ({Path(folder).name})")
-        if runner is None and kind != "python":
+        if this is None and kind != "python":
             raise UserError(f"bundle {Path(folder).name} needs a device-built {kind}: give it with --runner PATH")
-        jobs.append(BundleJob(Path(folder), manifest, model, read_golden(folder, manifest), kind, runner))
+        jobs.append(BundleJob(Path(folder), manifest, model, read_golden(folder, manifest), kind, this))
     return jobs
 
 

@@ -42,10 +42,11 @@ def open_device(spec: str, *, identity: Path | None = None, known_hosts: Path | 
 
 
 def run_session(device: Transport, bundles: list[Path], *, out: Path, settings: BenchSettings,
-                tolerances: dict[str, Tolerance], runner: Path | None = None,
+                tolerances: dict[str, Tolerance], runner: Path | dict[str, Path] | None = None,
                 runner_kind: str | None = None, app: bool = False) -> BenchReport:
     """Bench ``bundles`` on ``device``; writes bench.json, bench.md and raw logs under ``out``.
 
+    ``runner``: one device-built runner for every bundle, or one per bundle format.
     ``app``: measure through the installed Android example app (device/app.py) instead of a runner.
     """
     from edgedistill.device import app as example_app

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from edgedistill.distillation.features import FeatureDistiller, FeaturePair
+from edgedistill.distillation.fused_kd import Step, TemperedTeacher, closed_form_step, temper
 from edgedistill.distillation.losses import SOFT_TARGETS, Teacher, kd_loss
 from edgedistill.errors import UserError
 
@@ -37,6 +38,19 @@ class DistillObjective(nn.Module):
     def attached(self) -> ContextManager[Any]:
         """Keep the feature hooks on the student and teacher while training (a no-op without features)."""
         return self.features.attached() if self.features is not None else contextlib.nullcontext()
+
+    def closed_form(self, student_logits: torch.Tensor, teacher: Teacher | TemperedTeacher,
+                    targets: torch.Tensor | None) -> Step | None:
+        """The step's loss, its gradient w.r.t. the student's logits and the top-1 agreement, without
+        autograd (``fused_kd.closed_form_step``), when this objective is the default one (KL at T + CE, no
+        feature losses, dense teacher logits); None otherwise: then call the objective and backward its loss."""
+        if self.features is not None or self.soft_target != "kl" or (self.alpha < 1.0 and targets is None):
+            return None  # (labels missing: the autograd path raises the one-line error)
+        if isinstance(teacher, torch.Tensor):
+            teacher = temper(teacher, self.temperature)
+        if not isinstance(teacher, TemperedTeacher) or teacher.temperature != self.temperature:
+            return None  # top-k teachers, or a table tempered at another T (kd_loss says so)
+        return closed_form_step(student_logits, teacher, targets, self.alpha)
 
     def forward(self, student_logits: torch.Tensor, teacher: Teacher, targets: torch.Tensor | None,
                 batch: Sequence[torch.Tensor] = ()) -> tuple[torch.Tensor, dict[str, float]]:

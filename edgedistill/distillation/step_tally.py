@@ -30,12 +30,13 @@ class StepTally:
 
     def record(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor, size: int,
                agrees: torch.Tensor | None) -> None:
-        """One step's mean loss, clipped-before gradient norm, batch size and agreement mask (or None)."""
+        """One step's mean loss, clipped-before gradient norm, batch size and agreement (a per-row mask, its
+        count as a 0-d tensor, or None)."""
         self.losses[step] = loss.detach()
         self.norms[step] = grad_norm
         self.sizes[step] = size
         if agrees is not None:
-            self.agree[step] = agrees.sum()
+            self.agree[step] = agrees if agrees.dim() == 0 else agrees.sum()
 
     def running_loss(self) -> float:
         """Mean loss over this epoch so far (reads the device: for a progress bar, not every step)."""

@@ -156,27 +156,43 @@ def train(model: nn.Module, data: Dataset, *, teacher: nn.Module | None = None, 
         while not progress.finished and progress.epoch <= s.epochs:
             if progress.step == 0:
                 progress.order = torch.randperm(n, generator=generator)
+            batches = [dist.shard(progress.order[k * s.batch_size : (k + 1) * s.batch_size])
+                       for k in range(steps_per_epoch)]
+            # a source that serves a whole epoch at once (the tempered table) gathers its rows here, once
+            in_order = getattr(teacher_logits, "in_order", None)
+            # (with the default objective, the closed-form step's label terms are laid out for the epoch too)
+            plain_kd = objective is not None and objective.features is None and objective.soft_target == "kl"
+            epoch_teacher = None if in_order is None else \
+                in_order(batches, y, objective.alpha) if plain_kd else in_order(batches)
             model.train()
             started, seen_before = time.perf_counter(), progress.seen
             tally = StepTally(steps_per_epoch, progress, device)
             for step in range(progress.step, steps_per_epoch):
-                idx = dist.shard(progress.order[step * s.batch_size : (step + 1) * s.batch_size])
+                idx = batches[step]
                 batch = [t[idx].to(device, non_blocking=True) for t in xs]
                 targets = None if y is None else y[idx].to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
+                closed = None
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
                     logits = net(*batch)
                     if teacher_logits is None:
                         loss = nn.functional.cross_entropy(logits, targets)
                     else:
-                        t_logits = teacher_logits.batch(idx, batch)
-                        loss, _ = objective(logits, t_logits, targets, batch)
-                loss.backward()
+                        t_logits = epoch_teacher[step] if epoch_teacher is not None else teacher_logits.batch(idx, batch)
+                        # the default objective: loss, gradient and agreement in closed form, no autograd node
+                        closed = objective.closed_form(logits, t_logits, targets)
+                        if closed is None:
+                            loss, _ = objective(logits, t_logits, targets, batch)
+                if closed is not None:
+                    loss, agrees = closed.loss, closed.agree
+                    logits.backward(closed.grad)
+                else:
+                    loss.backward()
+                    agrees = None if teacher_logits is None else logits.argmax(1) == t_logits.argmax(1)
                 # after backward: a non-finite loss on any rank reaches every rank through the gradients
                 grad_norm = nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip or math.inf)
                 # kept on the device and checked when the tally is read (epoch end, checkpoints): no per-step sync
-                tally.record(step, loss, grad_norm, len(idx),
-                             None if teacher_logits is None else logits.argmax(1) == t_logits.argmax(1))
+                tally.record(step, loss, grad_norm, len(idx), agrees)
                 optimizer.step()
                 scheduler.step()
                 progress.step, progress.global_step = step + 1, progress.global_step + 1

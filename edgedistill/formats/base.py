@@ -55,6 +55,9 @@ class Runner(Protocol):
     """Runs a loaded artifact on numpy inputs and returns its first output (logits) as numpy."""
 
     max_batch: int | None
+    # the threads the runtime runs on, read back from it where it can tell; None where the runtime has no
+    # setting (Core ML schedules its own): reports then say "not set" instead of a number
+    threads: int | None
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray: ...
 
@@ -82,8 +85,9 @@ class Format(Protocol):
                options: dict | None = None) -> ExportInfo:
         """Write the artifact for ``scheme`` at ``path``; ``options`` is the format's table plus ``input_names``."""
 
-    def load(self, path: Path, max_batch: int | None = None) -> Runner:
-        """The host runner, in the format's real runtime; HostRunUnavailable where this machine cannot
+    def load(self, path: Path, max_batch: int | None = None, threads: int = 1) -> Runner:
+        """The host runner, in the format's real runtime, on ``threads`` threads where the runtime has the
+        setting (the runner's ``threads`` says what it got); HostRunUnavailable where this machine cannot
         run the artifact (Core ML off macOS), so export records the run as skipped."""
 
 

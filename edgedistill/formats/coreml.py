@@ -167,6 +167,7 @@ class MLPackageRunner:
     """Runs an ``.mlpackage`` with Core ML (macOS only)."""
 
     label = None  # Apple's runtime: reports need no caveat
+    threads = None  # Core ML schedules its own threads: no API sets them
 
     def __init__(self, path: Path, max_batch: int | None = None):
         import coremltools as ct
@@ -182,7 +183,7 @@ class MLPackageRunner:
         return np.asarray(self._model.predict(feed)["logits"], dtype=np.float32)
 
 
-def load_reference(path: Path, max_batch: int | None = None) -> Any:
+def load_reference(path: Path, max_batch: int | None = None, threads: int = 1) -> Any:
     """The Core ML reference evaluator for an ``.mlpackage`` (any OS); ``CannotCheck`` names an op it lacks."""
     require("coremltools", EXTRA, "coremltools")
     from edgedistill.coreml_reference.evaluator import ReferenceEvaluator
@@ -190,8 +191,11 @@ def load_reference(path: Path, max_batch: int | None = None) -> Any:
     return ReferenceEvaluator(Path(path), max_batch)
 
 
-def load(path: Path, max_batch: int | None = None) -> Any:
-    """Load an ``.mlpackage`` for prediction: Core ML on macOS, the reference evaluator elsewhere."""
+def load(path: Path, max_batch: int | None = None, threads: int = 1) -> Any:
+    """Load an ``.mlpackage`` for prediction: Core ML on macOS, the reference evaluator elsewhere.
+
+    ``threads`` is accepted for the common contract but not applied: Core ML schedules its own
+    threads (no API sets them) and the reference evaluator runs numpy; runners say so (``threads`` None)."""
     require("coremltools", EXTRA, "coremltools")
     if platform.system() == "Darwin":
         return MLPackageRunner(path, max_batch)

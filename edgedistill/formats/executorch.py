@@ -215,6 +215,7 @@ class PteRunner:
         return self._call(tensors, False)[0].numpy().copy()
 
 
-def load(path: Path, max_batch: int | None = None) -> PteRunner:
-    """Load a .pte for host inference (HostRunUnavailable for a Core ML-delegated .pte off macOS)."""
-    return PteRunner(path, max_batch)
+def load(path: Path, max_batch: int | None = None, threads: int = 1) -> PteRunner:
+    """Load a .pte for host inference on ``threads`` XNNPACK threads (HostRunUnavailable for a Core
+    ML-delegated .pte off macOS). ExecuTorch has one thread pool per process: the last load sets it."""
+    return PteRunner(path, max_batch, threads)

@@ -279,6 +279,6 @@ def _from_tensor(y: np.ndarray, detail: dict) -> np.ndarray:
     return y.astype(np.float32, copy=False)
 
 
-def load(path: Path, max_batch: int | None = 1) -> TfliteRunner:
-    """Load a .tflite for host inference in the LiteRT Interpreter."""
-    return TfliteRunner(path, max_batch)
+def load(path: Path, max_batch: int | None = 1, threads: int = 1) -> TfliteRunner:
+    """Load a .tflite for host inference in the LiteRT Interpreter on ``threads`` threads."""
+    return TfliteRunner(path, max_batch, threads)

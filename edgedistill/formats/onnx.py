@@ -201,8 +201,10 @@ class OnnxRunner:
 
     def __init__(self, path: Path, max_batch: int | None = None, threads: int = 1):
         ort = require("onnxruntime", EXTRA, "ONNX Runtime")
-        self.max_batch, self.threads = max_batch, threads
+        self.max_batch = max_batch
         self._session = _session(ort, path, threads)
+        # what the session was built with, read back from it (not what was asked)
+        self.threads = int(self._session.get_session_options().intra_op_num_threads)
         self.inputs = [(i.name, _NUMPY_TYPES.get(i.type, np.float32)) for i in self._session.get_inputs()]
         self._outputs = [self._session.get_outputs()[0].name]
         self._run = self._session.run
@@ -229,6 +231,6 @@ def _session(ort, path: Path, threads: int):
         raise UserError(f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
 
 
-def load(path: Path, max_batch: int | None = None) -> OnnxRunner:
-    """Load an .onnx for host inference with ONNX Runtime."""
-    return OnnxRunner(path, max_batch)
+def load(path: Path, max_batch: int | None = None, threads: int = 1) -> OnnxRunner:
+    """Load an .onnx for host inference with ONNX Runtime on ``threads`` intra-op threads (one inter-op)."""
+    return OnnxRunner(path, max_batch, threads)

@@ -117,11 +117,12 @@ def bundle_row(bundle: OpenBundle, name: str, parameters: int | None) -> Row:
                float_modules=list(m.float_modules), sha256=m.sha256)
 
 
-def run_bundle(bundle: OpenBundle, data: Dataset, desc: str, batch_size: int) -> tuple[np.ndarray, float, object]:
-    """The artifact's logits on ``data`` in its own runtime, the samples/s, and the loaded runner."""
+def run_bundle(bundle: OpenBundle, data: Dataset, desc: str, batch_size: int,
+               threads: int = 1) -> tuple[np.ndarray, float, object]:
+    """The artifact's logits on ``data`` in its own runtime (on ``threads`` threads), the samples/s, and the runner."""
     fmt = get_format(bundle.manifest.format)
     with quiet():
-        runner = fmt.load(bundle.model_path, bundle.manifest.max_batch)
+        runner = fmt.load(bundle.model_path, bundle.manifest.max_batch, threads)
     progress = Progress(desc, len(data))
     with quiet():
         logits = run_batched(runner, data.inputs, batch_size, on_batch=progress.update)
@@ -142,8 +143,9 @@ def not_runnable(bundle: OpenBundle) -> str | None:
 def check_artifact(bundle: OpenBundle, *, data: Dataset, teacher_logits: np.ndarray, student_logits: np.ndarray,
                    student_row: Row, tol: Tolerance, top_k: int = 5, ece_bins: int = 10, batch_size: int = 256,
                    latency_samples: int = 200, measure_memory: bool = True, name: str | None = None,
-                   student: nn.Module | None = None) -> tuple[Row, np.ndarray | None]:
-    """Run one bundle in its runtime (unless it cannot run here) and check it; returns the row and its logits."""
+                   student: nn.Module | None = None, threads: int = 1) -> tuple[Row, np.ndarray | None]:
+    """Run one bundle in its runtime (unless it cannot run here) on ``threads`` threads and check it;
+    returns the row and its logits."""
     row = bundle_row(bundle, name or artifact_name(bundle), student_row.parameters)
     reason = not_runnable(bundle)
     if reason:
@@ -153,18 +155,20 @@ def check_artifact(bundle: OpenBundle, *, data: Dataset, teacher_logits: np.ndar
     from edgedistill.coreml_reference import CannotCheck
 
     try:
-        logits, row.samples_per_s, runner = run_bundle(bundle, data, f"{row.name} ({bundle.folder.name})", batch_size)
+        logits, row.samples_per_s, runner = run_bundle(bundle, data, f"{row.name} ({bundle.folder.name})", batch_size,
+                                                       threads)
     except CannotCheck as exc:  # never a silent pass: every check fails, naming what could not be evaluated
         row.evaluator = getattr(get_format(bundle.manifest.format), "runtime_label", lambda: None)()
         row.checks = checks_for({}, tol, cannot_check=str(exc))
         return row, None
     row.evaluator = getattr(runner, "label", None)
+    row.threads = getattr(runner, "threads", None)  # read back from the runtime; None: it has no setting
     numerics = getattr(runner, "numerics", None)
     row.numerics = numerics.to_dict() if numerics is not None else None
     with quiet():
         row.latency_ms = median_latency_ms(runner, data.inputs, latency_samples)
     if measure_memory:
-        row.peak_memory_mb = peak_memory_mb("bundle", bundle.folder, data.inputs)
+        row.peak_memory_mb = peak_memory_mb("bundle", bundle.folder, data.inputs, threads=threads)
     row.set_measured(measure(teacher_logits, student_logits, logits, data.y, top_k=top_k, ece_bins=ece_bins,
                              student_accuracy=student_row.accuracy))
     row.checks = checks_for(row.measured(), tol)
@@ -177,8 +181,8 @@ def check_artifact(bundle: OpenBundle, *, data: Dataset, teacher_logits: np.ndar
 def validate_bundles(bundles: list[OpenBundle], *, teacher: nn.Module, student: nn.Module, data: Dataset,
                      tolerances: dict[str, Tolerance], teacher_checkpoint: Path | None = None,
                      student_checkpoint: Path | None = None, latency_samples: int = 200, measure_memory: bool = True,
-                     top_k: int = 5, ece_bins: int = 10, batch_size: int = 256) -> Report:
-    """Compare each bundle (run in its real runtime) with the teacher and the fp32 student."""
+                     top_k: int = 5, ece_bins: int = 10, batch_size: int = 256, threads: int = 1) -> Report:
+    """Compare each bundle (run in its real runtime, on ``threads`` threads) with the teacher and the fp32 student."""
     n_classes = check_bundle_classes(teacher, data, bundles)
     teacher_row, teacher_logits = _torch_row("teacher", teacher, data, teacher_checkpoint, batch_size,
                                              latency_samples, measure_memory)
@@ -198,7 +202,7 @@ def validate_bundles(bundles: list[OpenBundle], *, teacher: nn.Module, student: 
         row, logits = check_artifact(bundle, data=data, teacher_logits=teacher_logits, student_logits=student_logits,
                                      student_row=student_row, tol=tolerance_for(tolerances, bundle.manifest.quantization),
                                      batch_size=batch_size, latency_samples=latency_samples,
-                                     measure_memory=measure_memory, name=name, student=student, **kw)
+                                     measure_memory=measure_memory, name=name, student=student, threads=threads, **kw)
         report.rows.append(row)
         if logits is not None:
             report.keep_outputs(row, logits)

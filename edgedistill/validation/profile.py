@@ -8,6 +8,7 @@ is loaded to after it has run; so imports are not counted, the model and its wor
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,9 @@ def median_latency_ms(fn: Callable[..., object], inputs: dict[str, np.ndarray], 
     return float(np.median(times) / 1e6)
 
 
+THREADS_ENV = "EDGEDISTILL_PROBE_THREADS"  # the runtime threads the memory probe's bundle runs on
+
+
 def _status_kb(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -41,8 +45,9 @@ def _status_kb(field: str) -> int:
 
 
 def peak_memory_mb(kind: str, path: Path, inputs: dict[str, np.ndarray], n: int = 20,
-                   timeout: float = 120.0) -> float | None:
-    """Peak RSS growth in MiB for loading and running an artifact (``kind``: 'bundle' or 'checkpoint').
+                   timeout: float = 120.0, threads: int = 1) -> float | None:
+    """Peak RSS growth in MiB for loading and running an artifact (``kind``: 'bundle' or 'checkpoint',
+    a bundle on ``threads`` runtime threads: each thread's stack and scratch memory count).
 
     Returns None where it cannot be measured (no /proc, probe failed): never a made-up number.
     """
@@ -56,7 +61,8 @@ def peak_memory_mb(kind: str, path: Path, inputs: dict[str, np.ndarray], n: int 
         # the probe loads the checkpoint afresh: it trusts what this process trusts, no more
         cmd = [sys.executable, "-m", "edgedistill.validation.profile", kind, str(path), str(sample), *current()]
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                  env={**os.environ, THREADS_ENV: str(threads)})
         except subprocess.TimeoutExpired:
             return None
     if done.returncode != 0:
@@ -79,7 +85,8 @@ def _probe(kind: str, path: str, inputs: str, *trusted: str) -> float:
         manifest, model_path = read_bundle(path)
         fmt = get(manifest.format)
         fmt.missing()  # imports the runtime before the baseline, so it is not counted
-        load = lambda: fmt.load(model_path, manifest.max_batch)  # noqa: E731
+        threads = int(os.environ.get(THREADS_ENV, "1"))
+        load = lambda: fmt.load(model_path, manifest.max_batch, threads)  # noqa: E731
     else:
         from edgedistill.modelref import load_model
         from edgedistill.trust import trusting

@@ -56,7 +56,7 @@ def add_repaired(report: Report, row: Row, bundle: OpenBundle, probe: QuantProbe
                                      tol=report_tolerance(config, repaired.manifest.quantization),
                                      top_k=report.top_k, ece_bins=report.ece_bins, batch_size=v.batch_size,
                                      latency_samples=v.latency_samples, measure_memory=v.measure_memory,
-                                     name=f"{row.name} {suffix}")
+                                     name=f"{row.name} {suffix}", threads=row.threads or 1)  # as the original ran
     report.rows.append(new_row)
     if logits is not None:
         report.keep_outputs(new_row, logits)

@@ -61,11 +61,20 @@ def _flips(report: Report, r: Row) -> str:
                      for f in r.flips_vs_teacher) or "none"
 
 
+def _threads_note(report: Report) -> str:
+    """How many threads the artifact runtimes ran on (read back from them), and which set their own."""
+    ran = [r for r in report.rows if r.role == "artifact" and r.not_run is None and r.latency_ms is not None]
+    counts = sorted({r.threads for r in ran if r.threads})
+    own = [r.name for r in ran if not r.threads]
+    note = f" Artifact runtimes ran on {'/'.join(map(str, counts))} thread(s)." if counts else ""
+    return note + (f" Threads not settable (the runtime picks them): {', '.join(own)}." if own else "")
+
+
 def markdown(report: Report) -> str:
     """The comparison tables, the checks, flips, localization and repairs, as GitHub-flavoured Markdown."""
     lines = ["## edgedistill validate", ""] + _md_table(COLUMNS, table_rows(report))
     lines += ["", f"{report.samples} held-out samples of {report.data}; agreement (top-k: k = {report.top_k}), "
-              "KL and |Δp| against the teacher.", "", "Against the fp32 student:", ""]
+              "KL and |Δp| against the teacher." + _threads_note(report), "", "Against the fp32 student:", ""]
     student_rows = [[r.name] + [_pct(s[k]) if k.startswith("top") else _num(s[k]) for k in
                                 ("top1_agreement", "topk_agreement", "mean_kl", "max_kl", "max_abs_dp", "p99_abs_dp")]
                     for r in report.rows if r.role != "student" and (s := r.vs_student)]

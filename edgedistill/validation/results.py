@@ -50,6 +50,7 @@ class Row:
     localization: dict[str, Any] | None = None
     evaluator: str | None = None  # what ran the artifact when it is not the format's own runtime
     numerics: dict[str, Any] | None = None  # inf/NaN found while evaluating (reference evaluator)
+    threads: int | None = None  # the artifact runtime's threads, read back from it (None: not settable, or no runtime)
 
     def set_measured(self, measured: dict[str, Any]) -> None:
         """Take the metrics of ``harness.measure``."""
