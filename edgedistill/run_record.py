@@ -180,10 +180,12 @@ def read(folder: Path) -> Record | None:
         raise _malformed(path, f"kind is not {KIND!r}")
     if raw.get("version") != VERSION:
         raise _malformed(path, f"version {raw.get('version')!r}, this edgedistill reads {VERSION}")
-    checks = {"student": (str, type(None)), "teacher": (str, type(None)), "data": dict, "target": (str, type(None)),
-              "temperature": (int, float, type(None)), "bundles": list, "trust_factories": list}
-    for key, types in checks.items():
-        if key in raw and not isinstance(raw[key], types) or key in ("data",) and key not in raw:
+    if not isinstance(raw.get("data"), dict):
+        raise _malformed(path, "'data' is not a table")
+    optional = {"student": str, "teacher": str, "target": str, "temperature": (int, float), "bundles": list,
+                "trust_factories": list}
+    for key, types in optional.items():
+        if raw.get(key) is not None and not isinstance(raw[key], types):
             raise _malformed(path, f"{key!r} has the wrong type")
     for key in ("bundles", "trust_factories"):
         if not all(isinstance(v, str) and v for v in raw.get(key) or []):
