@@ -73,6 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     work = args.work or Path(tempfile.mkdtemp(prefix="transformer-student-"))
+    work.mkdir(parents=True, exist_ok=True)
     data = work / "topics.jsonl"
     if not data.is_file():  # a reused folder keeps its data, so its held-out split stays held out
         write_topics_jsonl(data, per_class=args.per_class, labelled=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from edgedistill import run_record
 from edgedistill.calibrate import read as read_calibration
 from edgedistill.config import PipelineConfig
 from edgedistill.data import Splits, load_dataset, split
@@ -153,6 +154,7 @@ def _distill(config: PipelineConfig, is_writer: bool) -> DistillOutput:
                               "teacher": str(teacher_ckpt), "best_epoch": result.best_epoch,
                               "preprocessing": splits.train.preprocessing, **unknown,
                               **({"qat": {"scheme": "int8", "epochs": d.qat_epochs}} if d.qat != "off" else {})})
+        run_record.write(config, student=student_ckpt, teacher=teacher_ckpt)  # export/validate need no flags
     return DistillOutput(teacher_ckpt, student_ckpt, result)
 
 
@@ -205,11 +207,16 @@ def export(config: PipelineConfig) -> list[Path]:
     student = load_model(config.student)
     teacher = load_model(config.teacher) if has_weights(config.teacher) else None
     check_compatible(teacher or student, student, splits.test)
-    return export_student(student, artifacts, out_dir=Path(config.out) / "bundles",
-                          train=splits.train, test=splits.test, calibration_samples=e.calibration_samples,
-                          teacher=teacher, temperature=config.distill.temperature, dynamic_batch=dynamic_batch_for(e),
-                          student_info={"checkpoint": config.student.model, "parameters": count_parameters(student)},
-                          calibration=calibration)
+    bundles = export_student(student, artifacts, out_dir=Path(config.out) / "bundles",
+                             train=splits.train, test=splits.test, calibration_samples=e.calibration_samples,
+                             teacher=teacher, temperature=config.distill.temperature, dynamic_batch=dynamic_batch_for(e),
+                             student_info={"checkpoint": config.student.model, "parameters": count_parameters(student)},
+                             calibration=calibration)
+    checkpoint = lambda ref: Path(ref.model) if Path(ref.model).is_file() else None  # noqa: E731
+    # validate (no flags) then checks exactly these bundles, with this run's models, data and target
+    run_record.write(config, student=checkpoint(config.student), teacher=checkpoint(config.teacher), bundles=bundles,
+                     target=e.target)
+    return bundles
 
 
 def runtime_threads(config: PipelineConfig) -> int:

@@ -23,14 +23,27 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="show third-party logs and warnings")
 
 
-def resolve(args: argparse.Namespace, flags: dict[str, str]) -> PipelineConfig:
-    """Config file, then ``--set`` items, then named flags (``flags`` maps arg dest -> config key)."""
+def resolve(args: argparse.Namespace, flags: dict[str, str], *, from_record: bool = False,
+            record_target: bool = False) -> PipelineConfig:
+    """Config file, then ``--set`` items, then named flags (``flags`` maps arg dest -> config key).
+
+    ``from_record``: what none of them sets (student, teacher, data, temperature; the target with
+    ``record_target``) comes from the run record distill/export left in the output folder.
+    """
     overrides: dict[str, Any] = dict(parse_override(item) for item in args.set)
     overrides["out"] = args.out
     for dest, key in flags.items():
         if getattr(args, dest, None) is not None:  # an absent flag must not hide --set for the same key
             overrides[key] = getattr(args, dest)
     config = load_config(args.config, overrides)
+    args.recorded = None
+    if from_record:
+        from edgedistill.run_record import defaults, summary
+
+        recorded = defaults(config, with_target=record_target)
+        if recorded:  # a second pass, so recorded values are validated and merged exactly like the user's
+            config = load_config(args.config, {**recorded, **overrides})
+            args.recorded = summary(recorded, config.out)  # said once the verb succeeded (errors stay one line)
     if args.trust_factory:  # added to the config's list, not replacing it
         config.trust_factories = [*config.trust_factories, *args.trust_factory]
     return config

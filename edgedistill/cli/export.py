@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from edgedistill.cli import common
 from edgedistill.cli.distill import add_model_flags
 
+log = logging.getLogger("edgedistill")
 FLAGS = {"teacher": "teacher.model", "student": "student.model", "data": "data.source",
          "formats": "export.formats", "quantization": "export.quantization",
          "calibration_samples": "export.calibration_samples", "target": "export.target",
@@ -35,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = common.resolve(args, FLAGS)
+    config = common.resolve(args, FLAGS, from_record=True)  # unset: what distill recorded in OUT/run.json
     if common.dry_run(args, config):
         return 0
     if config.export.select:
@@ -57,4 +59,6 @@ def run(args: argparse.Namespace) -> int:
 
     for folder in export(config):
         print(folder)
+    if args.recorded:
+        log.info("%s", args.recorded)
     return 0

@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Runs each bundle in its real runtime on the held-out split and compares its "
                        "softmax with the teacher's and the fp32 student's. Writes report.json, report.md, junit.xml "
                        "and plots into --out. Exit 0 pass, 1 a check failed, 2 bad input.")
-    p.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE")
+    p.add_argument("bundles", nargs="*", type=Path, metavar="BUNDLE",
+                   help="bundle folders (default: those edgedistill export last wrote into --out)")
     common.add_common(p)
     add_model_flags(p)
     p.add_argument("--device-outputs", action="append", type=Path, metavar="NPZ",
@@ -74,7 +75,8 @@ def apply_tolerances(config: PipelineConfig, items: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = common.resolve(args, FLAGS)
+    # unset student, teacher, data and target: what distill and export recorded in OUT/run.json
+    config = common.resolve(args, FLAGS, from_record=not args.device_outputs, record_target=True)
     items = list(args.tolerance)
     for flag, key in (("min_teacher_top1", "min_teacher_top1"), ("max_student_dp", "max_student_abs_dp")):
         value = getattr(args, flag)
@@ -85,12 +87,16 @@ def run(args: argparse.Namespace) -> int:
     apply_tolerances(config, items)
     if common.dry_run(args, config):
         return 0
+    from edgedistill.run_record import recorded_bundles
     from edgedistill.stages import validate
     from edgedistill.validation.report import text_table
 
-    report = validate(config, args.bundles, device_outputs=args.device_outputs)
+    bundles = args.bundles or recorded_bundles(config)
+    report = validate(config, bundles, device_outputs=args.device_outputs)
     print(text_table(report))
     log.info("wrote report.json, report.md, junit.xml%s in %s", " and plots" if report.plots else "", config.out)
+    if args.recorded:
+        log.info("%s", args.recorded)
     if report.status == "not run":  # a gate that checked nothing must not look green
         raise UserError(f"no bundle can run on this machine, nothing was validated (reports in {config.out})")
     return 0 if report.passed else 1

@@ -21,6 +21,7 @@ from torch import nn
 from edgedistill.errors import UserError, require
 from edgedistill.formats.base import (ConversionCache, ExportInfo, check_request, lowering_error,
                                       model_fingerprint)
+from edgedistill.formats.shared_int8_embeddings import int8_embedding_names, with_int8_embeddings
 from edgedistill.mixed_precision import check_float_modules
 
 NAME = "litert"
@@ -50,16 +51,23 @@ def host_run_problem(options: dict | None = None) -> str | None:
     return None
 
 
-def _convert_float(model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> bytes:
-    """The float .tflite bytes (converted once per model, then reused by every scheme)."""
+def _convert_float(model: nn.Module, example_inputs: tuple[torch.Tensor, ...],
+                   int8_embeddings: tuple[str, ...] = ()) -> bytes:
+    """The float .tflite bytes (converted once per model, then reused by every scheme).
+
+    ``int8_embeddings``: embedding tables stored as int8 rows with a per-row scale (GATHER of int8, CAST,
+    MUL), which ai-edge-quantizer leaves alone (it quantizes matmuls), so an int8 file shrinks about 4x,
+    not only its matmul weights."""
     def convert() -> bytes:
         litert_torch = require("litert_torch", EXTRA, "LiteRT")
+        keep = tuple(n for n in int8_embedding_names(model) if n not in int8_embeddings)
+        converted = with_int8_embeddings(model, keep_float=keep) if int8_embeddings else model
         try:
-            return litert_torch.convert(model, example_inputs).model_content()
+            return litert_torch.convert(converted, example_inputs).model_content()
         except Exception as exc:  # lowering raises RuntimeError/TypeError/AssertionError; all mean "cannot lower"
             raise lowering_error(NAME, exc) from None
 
-    return _float_models.get_or_make(model_fingerprint(model, example_inputs), convert)
+    return _float_models.get_or_make(model_fingerprint(model, example_inputs, int8_embeddings), convert)
 
 
 def module_scope(model: nn.Module, name: str) -> str:
@@ -171,7 +179,9 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     if float_modules and scheme != "int8":
         raise UserError("format litert: float_modules applies to the int8 scheme only")
     with torch.no_grad():
-        content = _convert_float(model, tuple(t[:1] for t in example_inputs))
+        content = _convert_float(model, tuple(t[:1] for t in example_inputs),
+                                 int8_embedding_names(model, keep_float=float_modules)
+                                 if scheme in ("int8", "int8-dynamic") else ())
     if scheme != "fp32":
         content = _quantize(content, scheme, calibration, int8_io,
                             tuple(scope_pattern(model, name) for name in float_modules))
