@@ -82,15 +82,21 @@ def test_minilm_fp16_masking_stays_finite_even_when_everything_is_masked(minilm)
     assert (got.argmax(1) == want.argmax(1)).all()
 
 
-UNEXPLAINED = ("measured on this machine (2026-12-02): top-1 vs the student {} < 0.95; not yet shown whether "
-               "the loss is the scheme's (4-bit tables / uint8 activations on a 6-layer transformer, calibrated "
-               "on 24 samples) or the evaluator's: compare with PyTorch running the decoded program")
+# Measured 2026-12-02 on 200 held-out texts (tests/coreml_students.minilm_text(200, seed=1)); the evaluator
+# decodes every constexpr weight exactly as coremltools' own materialization does, and PyTorch running the
+# same quantized program / decoded weights loses the same: the loss is the scheme's on this student, not
+# the evaluator's (docs/formats-coreml-executorch.md, "MiniLM int8 and palettize4").
+INT8_LOSS = ("real loss of per-tensor uint8 activations, not the evaluator's: PyTorch running the same pt2e "
+             "program agrees 0.69 with the fp32 student (the evaluator 0.66-0.69), W8A8 on linear inputs alone "
+             "0.87, weights alone 0.98; this student's random head reads a direction the texts hardly vary in")
+PALETTIZE4_LOSS = ("real loss of 16-entry k-means tables, not the evaluator's: PyTorch with the decoded weights "
+                   "agrees 0.805 with the fp32 student, the evaluator 0.81; per-grouped-channel tables (iOS18) 0.74-0.825")
 
 
 @pytest.mark.parametrize("scheme", [
     "int8-weight", "palettize8", "palettize6",
-    pytest.param("palettize4", marks=pytest.mark.xfail(reason=UNEXPLAINED.format("0.75"), strict=False)),
-    pytest.param("int8", marks=pytest.mark.xfail(reason=UNEXPLAINED.format("0.54"), strict=False))])
+    pytest.param("palettize4", marks=pytest.mark.xfail(reason=PALETTIZE4_LOSS, strict=False)),
+    pytest.param("int8", marks=pytest.mark.xfail(reason=INT8_LOSS, strict=False))])
 @pytest.mark.heavy
 def test_pretrained_minilm_compressed_agrees_with_its_student(minilm, scheme, tmp_path):
     model, data, _ = minilm
@@ -242,6 +248,40 @@ def test_transformer_encoder_int8_activations_agree_with_its_student(tmp_path):
 
     model, splits = trained_encoder()
     assert_within_tolerance(model, export(model, splits.test, ("int8",), tmp_path)["int8"], splits.test)
+
+
+class AdditiveMaskAttention(nn.Module):
+    """Attention with a Hugging Face encoder's additive mask: (1 - mask) * -1e4 added to the scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.out = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = x.reshape(-1, 4, 8)
+        bias = (1.0 - mask[:, None, :].to(h.dtype)) * -1e4
+        scores = self.q(h) @ self.k(h).transpose(1, 2) * 4.0 + bias
+        return self.out((torch.softmax(scores, -1) @ h).mean(1))
+
+
+@pytest.mark.heavy
+def test_int8_keeps_an_additive_attention_mask_in_float(tmp_path):
+    """Core ML int8 once quantized ``scores + mask`` per tensor: a uint8 step of ~80 over [-1e4, max score]
+    rounds every unmasked score to one value, attention becomes a plain average (pretrained MiniLM: top-1
+    0.54). The mask path stays float now: no quantize op carries the mask's range, and the artifact agrees."""
+    torch.manual_seed(0)
+    model = AdditiveMaskAttention().eval()
+    x = torch.randn(96, 32)
+    mask = (torch.arange(4)[None, :] < torch.randint(1, 5, (96, 1))).to(torch.int64)
+    calibration = {"x": x.numpy(), "mask": mask.numpy()}
+    coreml.export(model, (x[:2], mask[:2]), scheme="int8", path=tmp_path / "m.mlpackage", calibration=calibration,
+                  options={"input_names": ["x", "mask"]})
+    runner = coreml.load_reference(tmp_path / "m.mlpackage")
+    scales = [float(np.max(runner.program.constants[s.inputs["scale"]])) for s in runner.program.steps
+              if s.op_type == "quantize"]
+    assert scales and max(scales) < 1.0, scales  # the mask's range would give ~80
+    measured = metrics.compare(model(x, mask).detach().numpy(), runner(x.numpy(), mask.numpy().astype(np.int32)))
+    assert measured["top1_agreement"] >= TOLERANCES["int8"].min_student_top1, measured
 
 
 @pytest.fixture(scope="module")
