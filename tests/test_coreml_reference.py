@@ -309,6 +309,58 @@ def test_ios18_compressed_weights_decode(digits, scheme, tmp_path):
     assert measured["top1_agreement"] >= TOLERANCES[scheme].min_student_top1, measured
 
 
+def coremltools_materialized(package) -> dict[str, np.ndarray]:
+    """Every constexpr op's value as coremltools' own op definitions materialize it; a table that is
+    itself a constexpr's output (iOS 18 per-channel scales) is looked up with coremltools' lut_to_dense."""
+    from coremltools.optimize import _utils as optimize_utils
+
+    from edgedistill.coreml_reference.loader import read_program
+
+    values = {}
+    for op in read_program(package).functions["main"].operations:
+        if not op.op_type.startswith("constexpr_"):
+            continue
+        lut = op.inputs.get("lut")
+        if op.op_type == "constexpr_lut_to_dense" and lut is not None and lut.val is None:
+            axis = op.vector_axis.val if op.vector_axis is not None else None
+            values[op.outputs[0].name] = optimize_utils.lut_to_dense(op.indices.val, values[lut.name], axis)
+        else:
+            values[op.outputs[0].name] = op.materialized_val_inference()
+    return values
+
+
+@pytest.mark.parametrize("target,scheme", [("iOS17", "int8-weight"), ("iOS17", "palettize4"), ("iOS18", "int8-weight"),
+                                           ("iOS18", "palettize4"), ("iOS18", "palettize4+per-channel-scale")])
+def test_decoded_weights_equal_coremltools_own_materialization(digits, target, scheme, tmp_path):
+    """The evaluator's decoding of every compressed-weight form equals coremltools' reference decoding
+    bit for bit (iOS 16 and iOS 18 ops, and a table scaled by another constexpr), so a top-1 loss of a
+    compressed package is the compression's, not the decoder's (MiniLM palettize4/int8: docs)."""
+    import coremltools as ct
+    from coremltools.optimize.coreml import OpPalettizerConfig, OptimizationConfig, palettize_weights
+
+    model, splits = digits
+    example = tuple(torch.as_tensor(v[:2]) for v in splits.test.inputs.values())
+    options = {"input_names": list(splits.test.inputs), "minimum_deployment_target": target}
+    path = tmp_path / "digits.mlpackage"
+    if scheme.endswith("per-channel-scale"):
+        coreml.export(model, example, scheme="fp16", path=tmp_path / "fp16.mlpackage", options=options)
+        config = OpPalettizerConfig(nbits=4, mode="kmeans", enable_per_channel_scale=True, weight_threshold=0)
+        palettize_weights(ct.models.MLModel(str(tmp_path / "fp16.mlpackage"), skip_model_load=True),
+                          OptimizationConfig(global_config=config)).save(str(path))
+    else:
+        coreml.export(model, example, scheme=scheme, path=path, options=options)
+    want = coremltools_materialized(path)
+    runner = coreml.load_reference(path)
+    got = runner.program.constants
+    forms = {s.op_type for s in runner.program.steps if s.op_type.startswith("constexpr_")}
+    assert want and forms == ({"constexpr_affine_dequantize"} if target == "iOS17" and scheme == "int8-weight" else
+                              {"constexpr_blockwise_shift_scale"} if scheme == "int8-weight" else
+                              {"constexpr_lut_to_dense", "constexpr_blockwise_shift_scale"} if scheme.endswith("scale")
+                              else {"constexpr_lut_to_dense"}), forms
+    for name, value in want.items():
+        np.testing.assert_array_equal(np.asarray(got[name], np.float32), np.asarray(value, np.float32), err_msg=name)
+
+
 def test_compressed_weights_decode_close_to_the_students(digits, tmp_path):
     """Decoded int8 weights are within half a quantization step (per output channel) of PyTorch's;
     a 4-bit palettized weight takes at most 16 distinct values close to PyTorch's."""
