@@ -279,7 +279,7 @@ def test_int8_keeps_an_additive_attention_mask_in_float(tmp_path):
     runner = coreml.load_reference(tmp_path / "m.mlpackage")
     scales = [float(np.max(runner.program.constants[s.inputs["scale"]])) for s in runner.program.steps
               if s.op_type == "quantize"]
-    assert scales and max(scales) < 1.0, scales  # the mask's range would give ~80
+    assert scales and max(scales) < 10.0, scales  # the mask's range gives 78 (the exporter before the fix)
     measured = metrics.compare(model(x, mask).detach().numpy(), runner(x.numpy(), mask.numpy().astype(np.int32)))
     assert measured["top1_agreement"] >= TOLERANCES["int8"].min_student_top1, measured
 
