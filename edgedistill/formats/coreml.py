@@ -9,7 +9,8 @@ metadata, since Core ML chooses units when an app loads the model) and ``weight_
 Quantization: ``int8-weight`` (linear_quantize_weights), ``palettize8/6/4`` (k-means
 palettize_weights) and ``int8`` activations (iOS 17+). coremltools' own activation quantizer
 calibrates through ``predict`` and so runs only on macOS; instead int8 is pt2e quantization with
-Core ML's quantizer, calibrated in PyTorch here, and the quantized program is converted as is.
+Core ML's quantizer, calibrated in PyTorch here, and the quantized program is converted as is (integer
+tensors are never quantized, the attention-mask path stays float: ``shared_coreml.MaskSafeQuantizer``).
 
 A ``.mlpackage`` is a folder. Core ML predicts only on macOS; on other systems ``load`` returns the
 Core ML reference evaluator (``edgedistill.coreml_reference``), which executes the saved ML Program op
