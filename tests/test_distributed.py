@@ -47,7 +47,8 @@ def test_two_gloo_processes_match_one(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "data-parallel on 2 processes (gloo)" in proc.stderr
     assert proc.stdout.count("student: ") == 1, proc.stdout  # only rank 0 reports
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["checkpoints", "student.pt"]
+    # rank 0 alone writes the student and the run record that export/validate read
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["checkpoints", "run.json", "student.pt"]
     assert [p.name for p in (tmp_path / "two" / "checkpoints").iterdir()] == ["last.pt"]  # no half-written leftovers
 
     acc_one, agree_one = _quality(tmp_path / "one", teacher_pt)
