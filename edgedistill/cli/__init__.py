@@ -56,4 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("edgedistill: interrupted", file=sys.stderr)
         return 130
     finally:
-        logging.shutdown()
+        # flush our own handler only: logging.shutdown() would close every library's handlers in this process
+        # (absl's, installed by LiteRT, closes the stream it captured at import: pytest's, an app's log file)
+        for handler in logging.getLogger("edgedistill").handlers:
+            handler.flush()
