@@ -49,7 +49,7 @@ class MaskSafeQuantizer(IntegerSafeQuantizer):
     student 0.545 with the mask quantized, 0.685 without; the rest is per-tensor uint8's own loss)."""
 
     def annotate(self, model: Any) -> Any:
-        from edgedistill.formats.executorch_quant import unquantize_masks  # the rule XNNPACK's int8 uses
+        from edgedistill.formats.shared_masks import unquantize_masks  # the rule XNNPACK's int8 uses
 
         model = super().annotate(model)
         unquantize_masks(model)
