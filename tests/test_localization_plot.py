@@ -55,14 +55,10 @@ def test_plot_name_is_a_safe_file_name():
     assert "/" not in plot_name("../../etc/passwd") and not plot_name("../x").startswith("localization_.")
 
 
-def test_report_names_and_links_the_plot_and_respects_no_plots(tmp_path):
-    import json
-
-    import jsonschema
-
+def synthetic_report():
+    """A measured report: teacher, student and one ONNX int8 artifact carrying a synthetic localization."""
     from edgedistill.validation.harness import measure
-    from edgedistill.validation.report import write_reports
-    from edgedistill.validation.results import Report, Row, json_schema
+    from edgedistill.validation.results import Report, Row
 
     rng = np.random.default_rng(0)
     teacher, student = rng.normal(size=(32, 4)), rng.normal(size=(32, 4))
@@ -73,6 +69,18 @@ def test_report_names_and_links_the_plot_and_respects_no_plots(tmp_path):
     for row, logits in zip(rows, (teacher, student, student + 0.1)):
         row.set_measured(measure(teacher, student, logits, None, top_k=2, ece_bins=10))
         report.keep_outputs(row, logits)
+    return report
+
+
+def test_report_names_and_links_the_plot_and_respects_no_plots(tmp_path):
+    import json
+
+    import jsonschema
+
+    from edgedistill.validation.report import write_reports
+    from edgedistill.validation.results import json_schema
+
+    report = synthetic_report()
 
     write_reports(report, tmp_path / "off", plots=False)
     assert not list((tmp_path / "off").glob("*.png"))
@@ -88,19 +96,9 @@ def test_report_names_and_links_the_plot_and_respects_no_plots(tmp_path):
 
 
 def test_report_md_shows_the_per_module_table_most_sensitive_first(tmp_path):
-    from edgedistill.validation.harness import measure
     from edgedistill.validation.report import markdown
-    from edgedistill.validation.results import Report, Row
 
-    rng = np.random.default_rng(0)
-    teacher, student = rng.normal(size=(32, 4)), rng.normal(size=(32, 4))
-    rows = [Row(role, role, "torch", "pt", "fp32", 10) for role in ("teacher", "student")]
-    rows.append(Row("onnx int8", "artifact", "onnxruntime", "onnx", "int8", 10,
-                    localization=synthetic_localization(True)))
-    report = Report(rows=rows, samples=32, data="synthetic", top_k=2, num_classes=4)
-    for row, logits in zip(rows, (teacher, student, student + 0.1)):
-        row.set_measured(measure(teacher, student, logits, None, top_k=2, ece_bins=10))
-        report.keep_outputs(row, logits)
+    report = synthetic_report()
     table = [line for line in markdown(report).splitlines() if line.startswith("| blocks.")]
     assert len(table) == 9, table  # every module, the planted culprit first, with what it costs alone
     assert table[0] == "| blocks.1.ff.2 | 25.00% | 3 | — |", table[0]
