@@ -280,14 +280,6 @@ def test_reference_evaluator_agrees_with_apples_runtime(minilm):
         np.testing.assert_allclose(reference, apple, atol=2e-2 if scheme == "fp16" else 1e-3)
 
 
-@pytest.mark.heavy
-def test_transformer_encoder_int8_activations_agree_with_its_student(tmp_path):
-    from format_models import trained_encoder
-
-    model, splits = trained_encoder()
-    assert_within_tolerance(model, export(model, splits.test, ("int8",), tmp_path)["int8"], splits.test)
-
-
 class AdditiveMaskAttention(nn.Module):
     """Attention with a Hugging Face encoder's additive mask: (1 - mask) * -1e4 added to the scores."""
 

@@ -29,9 +29,9 @@ from format_models import export_schemes, trained_digits
 
 pytestmark = pytest.mark.slow
 ON_MAC = platform.system() == "Darwin"
-# Core ML int8 costs ~100 s of CPU per export whatever the model (ExecuTorch's CoreMLQuantizer traces
-# ~400 pattern graphs), so it is exercised on the digits model only
-SCHEMES = {"digits": coreml.SCHEMES, "encoder": tuple(s for s in coreml.SCHEMES if s != "int8")}
+# Core ML int8's first export in a process costs ~100 s of CPU whatever the model (CoreMLQuantizer traces
+# ~400 pattern graphs); later ones reuse them (test_int8_traces_coreml_pattern_graphs_once_per_process)
+SCHEMES = {"digits": coreml.SCHEMES, "encoder": coreml.SCHEMES}
 
 
 @pytest.fixture(scope="module", params=["digits", "encoder"])
@@ -130,6 +130,34 @@ def decoded_student(model, runner):
             match = next(w for w in stored if w.shape == tuple(module.weight.shape))
             module.weight.copy_(torch.from_numpy(match.astype(np.float32)))
     return decoded
+
+
+def test_int8_traces_coreml_pattern_graphs_once_per_process(converted, monkeypatch):
+    """CoreMLQuantizer re-traced its ~400 pattern graphs on every annotate (~100 s CPU per Core ML int8 probe,
+    so a sensitivity sweep ran for tens of minutes): after this module's int8 export, quantizing again
+    traces nothing, and two quantizations from the memo give the same program (each gets its own copy)."""
+    import torch
+    import executorch.backends.apple.coreml.quantizer._coreml_quantizer_utils as patterns
+
+    from edgedistill.exporter import calibration_set
+    from edgedistill.formats.base import calibrated, dynamic_shapes
+    from edgedistill.formats.shared_coreml import int8_quantizer
+
+    name, model, splits, bundles = converted
+    traced = []
+    original = patterns._get_aten_graph_module_for_pattern
+    monkeypatch.setattr(patterns, "_get_aten_graph_module_for_pattern",
+                        lambda *args, **kwargs: traced.append(args) or original(*args, **kwargs))
+    example = tuple(torch.as_tensor(v[:2]) for v in splits.test.inputs.values())
+    calibration = calibration_set(splits.train, 64)
+    xs = tuple(torch.as_tensor(v[:256]) for v in splits.test.inputs.values())
+    with torch.no_grad():
+        outputs = [calibrated(model, example, int8_quantizer(), calibration, dynamic_shapes(example, True, 256))(*xs)
+                   for _ in range(2)]
+        reference = model(*xs).argmax(1)
+    assert traced == [], f"{name}: {len(traced)} pattern graphs traced again"
+    assert torch.equal(outputs[0], outputs[1])
+    assert (outputs[0].argmax(1) == reference).float().mean() >= 0.95  # a real int8 program, not a broken match
 
 
 def test_validation_checks_coreml_on_linux_with_the_evaluator(converted, tmp_path):

@@ -156,9 +156,8 @@ def test_outlier_localized_and_repaired_in_every_runnable_format(request, which,
 
 @pytest.mark.heavy
 def test_coreml_outlier_localized_on_the_pt2e_graph_and_kept_in_float_at_export(cnn, tmp_path):
-    """Core ML cannot run here: the sweep runs its pt2e-quantized graph in PyTorch; the float modules reach the export."""
-    import numpy as np
-
+    """Core ML's sweep runs its pt2e-quantized graph in PyTorch (each probe a fresh quantization, the pattern
+    graphs traced once); the float modules reach the exported package, which runs (off macOS in the evaluator)."""
     from edgedistill.data import load_dataset, split
     from edgedistill.inference import predict_logits
     from edgedistill.exporter import calibration_set
@@ -175,8 +174,8 @@ def test_coreml_outlier_localized_on_the_pt2e_graph_and_kept_in_float_at_export(
     kept = tuple(found["ranking"][:2])
     reference = predict_logits(student, splits.test.inputs).numpy().argmax(1)
     assert (probe.run(kept).argmax(1) == reference).mean() > 0.95 > (probe.run(()).argmax(1) == reference).mean()
-    path, logits = probe.final(kept)  # exported with those modules in float; not run off macOS
-    assert path is None and np.array_equal(logits, probe.run(kept))
+    path, logits = probe.final(kept)  # exported with those modules in float, run where Core ML runs here
+    assert path.suffix == ".mlpackage" and (logits.argmax(1) == reference).mean() > 0.95  # the evaluator off macOS
     probe.close()
 
 

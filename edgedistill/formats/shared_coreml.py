@@ -5,6 +5,8 @@ with ``backend = "coreml"``): the compile options both accept, and the pt2e int8
 
 from __future__ import annotations
 
+import copy
+import importlib
 from typing import Any
 
 import torch
@@ -56,6 +58,55 @@ class MaskSafeQuantizer(IntegerSafeQuantizer):
         return model
 
 
+def _pattern_key(pattern: Any, example_inputs: tuple[Any, ...], is_cuda: bool) -> tuple | None:
+    """What a CoreMLQuantizer pattern graph depends on: the pattern's code, the values its closure captured
+    (ops, activation functions, flags), the example inputs' shapes and dtypes. None when unhashable."""
+    forward = getattr(type(pattern), "forward", None)
+    code = getattr(forward, "__code__", None)
+    if code is None:
+        return None
+    try:
+        captured = tuple(cell.cell_contents for cell in forward.__closure__ or ())
+        shapes = tuple((tuple(x.shape), x.dtype) if isinstance(x, torch.Tensor) else x for x in example_inputs)
+        key = (code, captured, shapes, bool(is_cuda))
+        hash(key)
+    except (TypeError, ValueError):  # an empty cell, or an unhashable capture: trace it as before
+        return None
+    return key
+
+
+def memoize_coreml_patterns() -> bool:
+    """Trace each of CoreMLQuantizer's ~400 pattern graphs once per process, not once per ``annotate``.
+
+    Its ``annotate`` re-traces every pattern with ``torch.export`` (strict) on each call: ~100 s of CPU
+    whatever the model, so a Core ML int8 sensitivity sweep of N probes cost N × 100 s. The pattern graphs
+    depend only on the pattern (``_pattern_key``); each caller gets its own deep copy, since the matcher
+    rewrites the graph it is given. True when installed (False where ExecuTorch's private helper moved:
+    then every call traces, as before)."""
+    try:
+        utils = importlib.import_module("executorch.backends.apple.coreml.quantizer._coreml_quantizer_utils")
+    except ImportError:
+        return False
+    original = getattr(utils, "_get_aten_graph_module", None)
+    if original is None:
+        return False
+    if getattr(original, "edgedistill_memo", None) is not None:
+        return True
+    memo: dict[tuple, torch.fx.GraphModule] = {}
+
+    def traced(pattern: Any, example_inputs: tuple[Any, ...], is_cuda: bool = False) -> torch.fx.GraphModule:
+        key = _pattern_key(pattern, example_inputs, is_cuda)
+        if key is None:
+            return original(pattern, example_inputs, is_cuda)
+        if key not in memo:
+            memo[key] = original(pattern, example_inputs, is_cuda)
+        return copy.deepcopy(memo[key])
+
+    traced.edgedistill_memo = memo
+    utils._get_aten_graph_module = traced
+    return True
+
+
 def int8_quantizer(float_modules: tuple[str, ...] = ()) -> Any:
     """Core ML's pt2e quantizer: int8 per-channel symmetric weights, uint8 activations (iOS 17+);
     ``float_modules`` get no config, so they stay float (mixed precision). Integer tensors and the
@@ -65,6 +116,7 @@ def int8_quantizer(float_modules: tuple[str, ...] = ()) -> Any:
     # coremltools' own copy targets the retired torch.ao pt2e; ExecuTorch's works with torchao's
     CoreMLQuantizer = require("executorch.backends.apple.coreml.quantizer", "executorch",
                               "ExecuTorch (Core ML int8 uses its CoreMLQuantizer)").CoreMLQuantizer
+    memoize_coreml_patterns()
     config = ct.optimize.torch.quantization.LinearQuantizerConfig(
         global_config=ct.optimize.torch.quantization.ModuleLinearQuantizerConfig(
             quantization_scheme="symmetric", activation_dtype=torch.quint8, weight_dtype=torch.qint8,

@@ -3,8 +3,10 @@
 Where the format exports and runs fast here (ONNX, LiteRT: the float graph is converted once and only
 re-quantized), every probe is the real artifact in its real runtime. ExecuTorch and Core ML lower a
 whole program per export (seconds to minutes), so their many probes run the pt2e-quantized graph in
-PyTorch instead (the same observers, scales and rounding the lowering receives); ``final()`` always
-exports and runs the real artifact where this machine can (ExecuTorch yes, Core ML only on macOS).
+PyTorch instead (the same observers, scales and rounding the lowering receives; Core ML's quantizer
+traces its pattern graphs once per process, ``shared_coreml.memoize_coreml_patterns``); ``final()``
+always exports and runs the real artifact (Core ML: Apple's runtime on macOS, the reference evaluator
+elsewhere).
 """
 
 from __future__ import annotations
