@@ -154,9 +154,12 @@ def qat_distill(student: nn.Module, train: Dataset, teacher_logits: np.ndarray |
 
 def convert_qat(qat: QatGraph) -> torch.fx.GraphModule:
     """The converted QAT graph: int8 quantize/dequantize pairs with the learned ranges (lowers to XNNPACK)."""
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    return convert_pt2e(copy.deepcopy(qat.graph))
+    converted = convert_pt2e(copy.deepcopy(qat.graph))
+    allow_exported_model_train_eval(converted)  # exporters call .eval()
+    return converted
 
 
 def _weights_back(prepared: nn.Module, student: nn.Module) -> nn.Module:
