@@ -1,8 +1,11 @@
-"""int8 repair per model x format: PTQ agreement, mixed precision (share in float, size, latency), QAT-KD.
+"""int8 repair per model x format: PTQ agreement, mixed precision (share in float, size, latency), cross-layer
+equalization + PTQ, QAT-KD.
 
 Models (tests/int8_cases.py): the residual CNN and the TinyEncoder with a planted 1000x outlier in one
-block, and a deep MLP with moderate outliers in every layer (int8 hurts everywhere). For each model
-and format: export int8 (fixed batch), validate with ``--repair mixed``, then with ``--repair qat``;
+block, a deep MLP with moderate outliers in every layer (int8 hurts everywhere; ``mlp``), and a
+residual MLP with two 15-30x channels in its residual stream (``stream``: out of equalization's reach). For each model
+and format: export int8 (fixed batch), validate with ``--repair mixed``, ``--repair equalize`` and ``--repair qat``
+(QAT-KD starts from the equalized student);
 agreement is top-1 against the fp32 student on the held-out split, measured in the format's runtime.
 
     PYTHONPATH=.:tests OMP_NUM_THREADS=1 python benchmarks/int8_repair.py [--cases cnn,encoder,mlp]
@@ -24,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import int8_cases  # noqa: E402
 
-CASES = {"cnn": int8_cases.outlier_cnn, "encoder": int8_cases.outlier_encoder, "mlp": int8_cases.wide_range_mlp}
+CASES = {"cnn": int8_cases.outlier_cnn, "encoder": int8_cases.outlier_encoder, "mlp": int8_cases.wide_range_mlp,
+         "stream": int8_cases.residual_stream_mlp}
 FAST = {"validate.latency_samples": 50, "validate.measure_memory": False, "validate.plots": False}
 
 
@@ -38,13 +42,13 @@ def _config(case: dict, fmt: str, out: Path, scheme: str, repair: str, qat_epoch
 
 
 def measure(case: dict, fmt: str, out: Path, qat_epochs: int) -> dict:
-    """One model x format: fp32 size, PTQ, mixed repair and QAT repair, with the time of each step."""
+    """One model x format: fp32 size, PTQ, mixed, equalize and QAT repairs, with the time of each step."""
     import edgedistill
 
     row: dict = {}
     fp32 = edgedistill.export(_config(case, fmt, out / "fp32", "fp32", "off", qat_epochs))[0]
     row["fp32_kib"] = sum(f.stat().st_size for f in fp32.rglob("model*") if f.is_file()) / 1024
-    for strategy in ("mixed", "qat"):
+    for strategy in ("mixed", "equalize", "qat"):
         config = _config(case, fmt, out / strategy, "int8", strategy, qat_epochs)
         start = time.perf_counter()
         bundles = edgedistill.export(config)
@@ -61,7 +65,7 @@ def measure(case: dict, fmt: str, out: Path, qat_epochs: int) -> dict:
                          "top1": repair.get("top1_vs_student", steps[-1].get("top1_vs_student")),
                          "kib": (repair.get("size_bytes") or 0) / 1024 or None, "ms": repair.get("latency_ms"),
                          "repair_s": repair.get("seconds"), "validate_s": elapsed,
-                         "culprit": (ptq.localization or {}).get("culprit")}
+                         "culprit": (ptq.localization or {}).get("culprit"), "artifact": repair.get("artifact")}
     return row
 
 
@@ -145,7 +149,7 @@ def _fmt(value, spec: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="cnn,encoder,mlp")
+    parser.add_argument("--cases", default="cnn,encoder,mlp,stream")
     parser.add_argument("--formats", default="onnx,litert,executorch")
     parser.add_argument("--qat-epochs", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path("/tmp/edgedistill-int8-repair"))
@@ -158,17 +162,22 @@ def main() -> None:
     print(f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), "
           f"QAT-KD {args.qat_epochs} epochs; top-1 = agreement with the fp32 student (held-out split)\n")
     print("| model | format | PTQ top-1 | PTQ passes | culprit | mixed: passes | in float | size KiB (fp32 / PTQ / mixed) "
-          "| latency ms (PTQ / mixed) | mixed step s | QAT-KD top-1 | QAT passes | QAT step s |")
-    print("|---|---|---:|---|---|---|---:|---:|---:|---:|---:|---|---:|")
+          "| latency ms (PTQ / mixed) | mixed step s | CLE+PTQ top-1 | CLE passes | CLE KiB / ms | CLE step s "
+          "| QAT-KD top-1 | QAT passes | QAT step s |")
+    print("|---|---|---:|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|")
     for name in args.cases.split(","):
         case = CASES[name](args.out / name)
         for fmt in args.formats.split(","):
             r = measure(case, fmt, args.out / name / fmt, args.qat_epochs)
-            m, q = r["mixed"], r["qat"]
+            m, e, q = r["mixed"], r["equalize"], r["qat"]
+            artifact = f" ({q['artifact']})" if q["artifact"] else ""
             print(f"| {name} | {fmt} | {r['ptq_top1']:.1%} | {r['ptq_passed']} | {m['culprit']} | {m['passed']} "
                   f"| {_fmt(m['share'], '.0%')} | {r['fp32_kib']:.1f} / {r['ptq_kib']:.1f} / {_fmt(m['kib'], '.1f')} "
                   f"| {_fmt(r['ptq_ms'], '.3f')} / {_fmt(m['ms'], '.3f')} | {_fmt(m['repair_s'], '.1f')} "
-                  f"| {_fmt(q['top1'], '.1%')} | {q['passed']} | {_fmt(q['repair_s'], '.1f')} |", flush=True)
+                  f"| {_fmt(e['top1'], '.1%')} | {e['passed']} | {_fmt(e['kib'], '.1f')} / {_fmt(e['ms'], '.3f')} "
+                  f"| {_fmt(e['repair_s'], '.1f')} "
+                  f"| {_fmt(q['top1'], '.1%')}{artifact} | {q['passed']} "
+                  f"| {_fmt(q['repair_s'], '.1f')} |", flush=True)
 
     if args.converted_epochs > 0:
         print(f"\nconverted QAT graph of mlp ({args.converted_epochs} epochs of QAT-KD), run as it is:\n")

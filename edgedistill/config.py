@@ -182,9 +182,10 @@ class ValidateConfig(_Section):
     measure_memory: bool = True
     plots: bool = Field(True, description="write PNG plots next to the reports (needs matplotlib)")
     localize: bool = Field(True, description="when an artifact fails against the student, find the layer")
-    repair: Literal["off", "mixed", "qat", "auto"] = Field(
+    repair: Literal["off", "mixed", "equalize", "qat", "auto"] = Field(
         "off", description="repair failing int8 artifacts: mixed (keep the most sensitive modules in float), "
-        "qat (quantization-aware distillation, everything int8), auto (mixed, else qat)")
+        "equalize (cross-layer equalization, then PTQ again, everything int8), qat (quantization-aware "
+        "distillation from the equalized student, everything int8), auto (equalize, else mixed, else qat)")
     repair_max_float_share: float = Field(
         0.3, gt=0.0, lt=1.0, description="mixed repair fails (auto then tries qat) when it needs a larger share "
         "of the quantizable modules in float")

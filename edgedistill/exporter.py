@@ -54,10 +54,13 @@ def check_requested(artifacts: list[ArtifactSpec]) -> None:
 
 def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, sample: Inputs,
                   calibration: Inputs | None, golden: dict[str, np.ndarray], info: dict[str, Any],
-                  dynamic_batch: bool = True, vocab: list[str] | None = None) -> Path:
+                  dynamic_batch: bool = True, vocab: list[str] | None = None,
+                  precision_of: nn.Module | None = None) -> Path:
     """Export one artifact and write its bundle folder atomically; returns the folder.
 
-    ``vocab``: the tokenizer vocabulary an app needs (written as ``tokenizer/vocab.txt``)."""
+    ``vocab``: the tokenizer vocabulary an app needs (written as ``tokenizer/vocab.txt``);
+    ``precision_of``: the module whose quantizable modules the manifest counts (default ``student``; the
+    eager student when ``student`` is a converted graph)."""
     fmt_name, scheme, options = spec.format, spec.quantization, spec.options
     module = formats.get(fmt_name)
     # a static program takes exactly the example's batch, which the manifest then declares as 1
@@ -96,7 +99,8 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
             versions={"edgedistill": version("edgedistill"), "torch": torch.__version__,
                       fmt_name: result.backend_version, "host": platform.machine()},
             golden={"file": GOLDEN, "count": int(len(golden["student_probs"]))},
-            precision={} if scheme == "fp32" else precision_summary(student, scheme, (options or {}).get("float_modules", ())),
+            precision={} if scheme == "fp32" else precision_summary(
+                precision_of if precision_of is not None else student, scheme, (options or {}).get("float_modules", ())),
             **info,
         )
         write_manifest(tmp, manifest)

@@ -8,7 +8,14 @@
   the last one's feed-forward (``intermediate.dense``, undone in ``output.dense``).
 - ``wide_range_mlp``: a deep MLP where every hidden layer has a few channels 30-60x larger than the
   rest: no single module breaks int8, each costs a little, so mixed precision must keep most of
-  them in float while quantization-aware distillation can fix them all.
+  them in float; cross-layer equalization (a positive per-channel rescaling, exact across ReLU)
+  undoes the planting and PTQ then passes with everything int8.
+- ``residual_stream_mlp``: a residual MLP (``x + ff(x)`` blocks) whose residual stream carries two
+  channels 15-30x the rest, written by the embedding and every block, read back scaled down by every
+  block and the head (outlier features of the kind transformers grow). Exact (nothing nonlinear
+  touches the stream before the head's ReLU), but no positive per-channel rescaling of a
+  Linear -> ReLU -> Linear pair reaches the stream: cross-layer equalization cannot move it, and
+  the adds' per-tensor int8 outputs stay wide whatever modules are kept in float.
 
 The teacher of each case computes the same function as the student (the student before planting,
 or the planted student itself): agreement with it measures only what export and quantization lose.
@@ -34,6 +41,32 @@ def deep_mlp(width: int = 48, depth: int = 6) -> nn.Module:
     for _ in range(depth - 1):
         layers += [nn.Linear(width, width), nn.ReLU()]
     return nn.Sequential(*layers, nn.Linear(width, 10))
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, width: int, hidden: int):
+        super().__init__()
+        self.ff = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.ff(x)
+
+
+class ResidualMLP(nn.Module):
+    """digits features -> ``embed`` -> ``depth`` residual blocks -> ReLU -> ``head``."""
+
+    def __init__(self, width: int = 32, depth: int = 6, hidden: int = 64):
+        super().__init__()
+        self.embed = nn.Linear(64, width)
+        self.blocks = nn.Sequential(*[_ResidualBlock(width, hidden) for _ in range(depth)])
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.blocks(self.embed(x))))
+
+
+def residual_mlp(width: int = 32, depth: int = 6, hidden: int = 64) -> nn.Module:
+    return ResidualMLP(width, depth, hidden)
 
 
 def _plant(producer: nn.Linear | nn.Conv2d, consumer: nn.Linear | nn.Conv2d, out_channel: int, in_channel: int,
@@ -129,3 +162,27 @@ def wide_range_mlp(out: Path, epochs: int = 15) -> dict:
         for channel in rng.choice(producer.out_features, 2, replace=False):
             _plant(producer, consumer, int(channel), int(channel), float(rng.uniform(30, 60)))
     return {**_save_case(out, model.eval(), "tests.int8_cases:deep_mlp", {}, planted.eval()), "data": "digits"}
+
+
+def residual_stream_mlp(out: Path, epochs: int = 4, factors: tuple[float, float] = (15.0, 30.0)) -> dict:
+    """The residual MLP with two residual-stream channels scaled by ``factors``; teacher = before planting.
+
+    Trained briefly (4 epochs, ~89 % accuracy): a student whose probabilities are not all saturated."""
+    splits = split(load_dataset("digits"), 0.25, 0.1, seed=0)
+    torch.manual_seed(0)
+    model = ResidualMLP()
+    train(model, splits.train, epochs=epochs, lr=3e-3, desc="residual-mlp")
+    planted = ResidualMLP()
+    planted.load_state_dict(model.state_dict())
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        for channel in rng.choice(planted.embed.out_features, 2, replace=False):
+            c, f = int(channel), float(rng.uniform(*factors))
+            planted.embed.weight[c] *= f  # every writer of the stream scales channel c ...
+            planted.embed.bias[c] *= f
+            for block in planted.blocks:
+                block.ff[2].weight[c] *= f
+                block.ff[2].bias[c] *= f
+                block.ff[0].weight[:, c] /= f  # ... and every reader undoes it
+            planted.head.weight[:, c] /= f  # after a ReLU: commutes with the positive scale
+    return {**_save_case(out, model.eval(), "tests.int8_cases:residual_mlp", {}, planted.eval()), "data": "digits"}

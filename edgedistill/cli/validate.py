@@ -41,10 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "linux-arm64 or a profile .toml); your own config and flags still win")
     p.add_argument("--top-k", type=int, metavar="K", help="k of top-k agreement (default 5)")
     p.add_argument("--batch-size", type=int, metavar="N", help="samples per runtime call (default 256)")
-    p.add_argument("--repair", nargs="?", const="mixed", choices=("mixed", "qat", "auto"),
+    p.add_argument("--repair", nargs="?", const="mixed", choices=("mixed", "equalize", "qat", "auto"),
                    help="repair failing int8 artifacts: mixed (default: keep the modules whose quantization costs "
-                   "most in float, writes BUNDLE-repaired), qat (quantization-aware distillation against the "
-                   "teacher, everything int8, writes BUNDLE-qat), auto (mixed, else qat)")
+                   "most in float, writes BUNDLE-repaired), equalize (cross-layer equalization, then PTQ again, "
+                   "everything int8, writes BUNDLE-equalized), qat (quantization-aware distillation against the "
+                   "teacher from the equalized student, everything int8, writes BUNDLE-qat), auto (the cheapest "
+                   "that passes: equalize, else mixed, else qat)")
     p.add_argument("--no-localize", dest="localize", action="store_const", const=False,
                    help="do not look for the layer where a failing artifact goes wrong")
     p.add_argument("--no-plots", dest="plots", action="store_const", const=False, help="skip the PNG plots")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from edgedistill.errors import UserError, require
-from edgedistill.formats.base import ExportInfo, HostRunUnavailable, lowering_error
+from edgedistill.formats.base import ExportInfo, HostRunUnavailable, dynamic_shapes, lowering_error
 from edgedistill.formats.schemes import check_scheme
 
 NAME = "executorch"
@@ -92,6 +92,8 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     """Lower ``model`` to a .pte at ``path`` with XNNPACK (or the Core ML delegate), quantized per ``scheme``.
 
     ``options["float_modules"]``: qualified names of submodules kept in floating point under int8.
+    ``options["quantized_graph"]``: ``model`` is already a converted pt2e int8 graph (its own quantize /
+    dequantize pairs, e.g. the converted QAT graph): lowered as it is, not quantized again (xnnpack, int8).
     """
     require("executorch.exir", EXTRA, "ExecuTorch")
     from executorch.devtools.backend_debug import get_delegation_info
@@ -104,6 +106,10 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     options.pop("input_names", None)  # a .pte's inputs are positional
     backend = options.pop("backend", BACKEND)
     float_modules = tuple(options.pop("float_modules", ()))
+    quantized_graph = bool(options.pop("quantized_graph", False))
+    if quantized_graph and (backend != "xnnpack" or scheme != "int8" or float_modules):
+        raise UserError("quantized_graph (a converted pt2e int8 graph) lowers to the xnnpack backend as int8 only, "
+                        "without float_modules")
     if backend not in BACKENDS:
         raise UserError(f"unknown executorch backend {backend!r}; available: {', '.join(BACKENDS)}")
     check_scheme(NAME, SCHEMES, scheme)
@@ -113,13 +119,16 @@ def export(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, scheme
     if not dynamic_batch:  # a fixed batch of 1, so max_batch=1 in the manifest is the truth
         example_inputs = tuple(t[:1] for t in example_inputs)
     norms: list[str] = []
-    if backend == "xnnpack":  # XNNPACK has no layer norm: rewrite them so the graph is delegated whole
+    if backend == "xnnpack" and not quantized_graph:  # XNNPACK has no layer norm: rewrite them so the graph is delegated whole
         model, norms = with_matmul_layer_norms(model)
     try:
         with torch.no_grad():
-            lowered, shapes = prepare(model.eval(), example_inputs, scheme=scheme, backend=backend,
-                                      calibration=calibration, dynamic_batch=dynamic_batch, max_batch=MAX_BATCH,
-                                      float_modules=float_modules, float_norms=norms)
+            if quantized_graph:
+                lowered, shapes = model, dynamic_shapes(example_inputs, dynamic_batch, MAX_BATCH)
+            else:
+                lowered, shapes = prepare(model.eval(), example_inputs, scheme=scheme, backend=backend,
+                                          calibration=calibration, dynamic_batch=dynamic_batch, max_batch=MAX_BATCH,
+                                          float_modules=float_modules, float_norms=norms)
             program = torch.export.export(lowered, example_inputs, dynamic_shapes=shapes)
             passes = [delegable_reshapes] if backend == "xnnpack" else []
             edge = to_edge_transform_and_lower(program, partitioner=[partitioner], transform_passes=passes)

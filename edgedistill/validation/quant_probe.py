@@ -32,7 +32,8 @@ class QuantProbe:
 
     def __init__(self, student: nn.Module, fmt_name: str, scheme: str, inputs: Inputs, calibration: Inputs | None,
                  options: dict[str, Any] | None = None, dynamic_batch: bool = True):
-        self.student, self.fmt_name, self.scheme = student.eval(), fmt_name, scheme
+        student.eval()  # (a converted pt2e graph's .eval() returns None)
+        self.student, self.fmt_name, self.scheme = student, fmt_name, scheme
         self.inputs, self.calibration = inputs, calibration
         self.fmt = formats.get(fmt_name)
         self.options, self.dynamic_batch = dict(options or {}), dynamic_batch

@@ -1,4 +1,4 @@
-"""Explain failing int8 artifacts, and repair them (``validate --repair [mixed|qat|auto]``).
+"""Explain failing int8 artifacts, and repair them (``validate --repair [mixed|equalize|qat|auto]``).
 
 For each artifact that fails a check against the fp32 student:
 
@@ -9,9 +9,13 @@ For each artifact that fails a check against the fp32 student:
 3. ``mixed``: keep modules in float, most sensitive first, until the tolerance holds. It fails, and
    writes nothing, when that needs more than ``repair_max_float_share`` of the quantizable modules:
    an "int8" file that is mostly float is not what the user asked for, and never all of them;
-   ``qat``: quantization-aware distillation against the teacher, everything int8 (``qat_repair.py``);
-   ``auto``: mixed, and qat when mixed fails.
-   A repair that passes is written as a new bundle next to the original (``-repaired`` / ``-qat``), its
+   ``equalize``: cross-layer equalization of the student (``edgedistill/equalize.py``: data-free, the
+   same float function), then the format's PTQ again, everything int8;
+   ``qat``: quantization-aware distillation against the teacher, everything int8, starting from the
+   equalized student (``qat_repair.py``);
+   ``auto``: the cheapest that passes: equalize (one export, nothing in float), else mixed, else qat.
+   A repair that passes is written as a new bundle next to the original (``-equalized`` / ``-repaired``
+   / ``-qat``), its
    manifest saying what is kept in float and the real scheme mix, and validated like any bundle. The
    exit code still judges the bundles that were given: CI never silently ships a different artifact.
 """
@@ -31,7 +35,7 @@ from edgedistill.formats import get as get_format
 from edgedistill.mixed_precision import quantizable_modules
 from edgedistill.validation.checks import checks_for
 from edgedistill.validation.harness import OpenBundle, failed_checks, tolerance_for
-from edgedistill.validation.localize import localize
+from edgedistill.validation.localize import agreement, localize
 from edgedistill.validation.quant_probe import QuantProbe
 from edgedistill.validation.repaired_bundle import add_repaired
 from edgedistill.validation.results import Report, Row
@@ -68,6 +72,43 @@ def repair_mixed(report: Report, row: Row, bundle: OpenBundle, probe: QuantProbe
         return result
     return add_repaired(report, row, bundle, probe, tuple(kept), splits, config, result, suffix="repaired",
                         student=probe.student)
+
+
+def repair_equalize(report: Report, row: Row, bundle: OpenBundle, probe: QuantProbe, tol: Tolerance, splits: Splits,
+                    config: PipelineConfig) -> dict[str, Any]:
+    """Cross-layer-equalize the student (same float function), quantize it again with the bundle's format."""
+    from edgedistill.equalize import equalize
+
+    start, every = time.perf_counter(), quantizable_modules(probe.student)
+    kept = tuple(bundle.manifest.float_modules)
+    result: dict[str, Any] = {"bundle": str(bundle.folder), "strategy": "equalize", "passed": False,
+                              "kept_float": list(kept), "steps": [], "repaired_bundle": None,
+                              "quantizable_modules": len(every), "float_share": round(len(kept) / max(len(every), 1), 4)}
+    eq = equalize(probe.student)
+    result["equalized"] = eq.summary()
+    if not eq.pairs:
+        result["seconds"] = round(time.perf_counter() - start, 2)
+        return {**result, "summary": f"cannot equalize: {eq.skipped}"}
+    equalized = QuantProbe(eq.model, probe.fmt_name, probe.scheme, probe.inputs, probe.calibration, probe.options,
+                           probe.dynamic_batch)
+    try:
+        _, logits = equalized.final(kept)
+        failed = failed_checks(report, logits, tol)
+        result["steps"].append({"pairs": len(eq.pairs), "spread_before": result["equalized"]["spread_before"],
+                                "spread_after": result["equalized"]["spread_after"], "failed_checks": failed,
+                                "top1_vs_student": agreement(report.outputs["student"], logits)[0]})
+        result["seconds"] = round(time.perf_counter() - start, 2)
+        log.info("validate: equalize repair %s (%d pairs, channel-range spread %.1f -> %.1f) -> %s", bundle.folder.name,
+                 len(eq.pairs), eq.spread_before, eq.spread_after,
+                 "passes" if not failed else "still fails " + ", ".join(failed))
+        if failed:
+            return {**result, "summary": f"no repair: cross-layer equalization of {len(eq.pairs)} layer pair(s) "
+                                         f"(channel-range spread {eq.spread_before:.1f} -> {eq.spread_after:.1f}), "
+                                         f"then {probe.fmt_name} {probe.scheme}, still fails {', '.join(failed)}"}
+        return add_repaired(report, row, bundle, equalized, kept, splits, config, result, suffix="equalized",
+                            student=eq.model, extra={"equalized": eq.summary()})
+    finally:
+        equalized.close()
 
 
 def _calibration(config: PipelineConfig, splits: Splits):
@@ -119,11 +160,15 @@ def diagnose(report: Report, bundles: list[OpenBundle], *, student: nn.Module, s
                     "modified after export; export it again")
                 continue
             row.localization = {**localize(probe, report.outputs["student"], tuple(m.float_modules)), "reproduced": True}
-            if repair in ("mixed", "auto") and row.localization["available"]:
+
+            def repaired() -> bool:
+                return any(r["bundle"] == str(bundle.folder) and r["passed"] for r in report.repairs)
+
+            if repair in ("equalize", "auto"):
+                report.repairs.append(repair_equalize(report, row, bundle, probe, tol, splits, config))
+            if (repair == "mixed" or (repair == "auto" and not repaired())) and row.localization["available"]:
                 report.repairs.append(repair_mixed(report, row, bundle, probe, tol, splits, config))
-            mixed_failed = not (report.repairs and report.repairs[-1]["bundle"] == str(bundle.folder)
-                                and report.repairs[-1]["passed"])
-            if repair == "qat" or (repair == "auto" and mixed_failed):
+            if repair == "qat" or (repair == "auto" and not repaired()):
                 from edgedistill.validation.qat_repair import repair_qat
 
                 report.repairs.append(repair_qat(report, row, bundle, probe, tol, splits, config, teacher))

@@ -22,8 +22,11 @@ from edgedistill.validation.results import Report, Row
 
 
 def write_bundle(bundle: OpenBundle, student: nn.Module, probe: QuantProbe, float_modules: tuple[str, ...],
-                 splits: Splits, suffix: str, extra: dict[str, Any] | None = None) -> Path:
-    """``<bundle>-<suffix>``: ``student`` exported as the bundle's format and scheme, ``float_modules`` in float."""
+                 splits: Splits, suffix: str, extra: dict[str, Any] | None = None,
+                 program: nn.Module | None = None) -> Path:
+    """``<bundle>-<suffix>``: ``student`` exported as the bundle's format and scheme, ``float_modules`` in float
+    (``program``, e.g. a converted QAT graph, is exported in its place with ``probe``'s options; the
+    manifest's precision still counts ``student``'s modules)."""
     m = bundle.manifest
     final = bundle.folder.parent / f"{bundle.folder.name}-{suffix}"
     staging = Path(tempfile.mkdtemp(prefix=".repair-", dir=bundle.folder.parent))
@@ -31,10 +34,10 @@ def write_bundle(bundle: OpenBundle, student: nn.Module, probe: QuantProbe, floa
         info = {"labels": m.labels, "preprocessing": m.preprocessing, "temperature": m.temperature,
                 "student": {**m.student, **(extra or {})}, "float_modules": list(float_modules)}
         options = {**probe.options, **({"float_modules": list(float_modules)} if float_modules else {})}
-        written = export_bundle(student, ArtifactSpec(format=m.format, quantization=m.quantization, options=options),
+        written = export_bundle(program if program is not None else student, ArtifactSpec(format=m.format, quantization=m.quantization, options=options),
                                 out_dir=staging, sample=splits.test.inputs, calibration=probe.calibration,
                                 golden=read_golden(bundle.folder), info=info, dynamic_batch=m.dynamic_batch,
-                                vocab=read_vocabulary(bundle.folder))
+                                vocab=read_vocabulary(bundle.folder), precision_of=student)
         with atomic_path(final, is_dir=True) as tmp:  # the old repaired bundle stays whole until the swap
             tmp.rmdir()
             os.replace(written, tmp)
@@ -45,10 +48,11 @@ def write_bundle(bundle: OpenBundle, student: nn.Module, probe: QuantProbe, floa
 
 def add_repaired(report: Report, row: Row, bundle: OpenBundle, probe: QuantProbe, float_modules: tuple[str, ...],
                  splits: Splits, config: PipelineConfig, result: dict[str, Any], *, suffix: str,
-                 student: nn.Module, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 student: nn.Module, extra: dict[str, Any] | None = None,
+                 program: nn.Module | None = None) -> dict[str, Any]:
     """Write the repaired bundle, validate it (its row joins the report) and complete ``result`` with
     its size and latency next to the original's."""
-    folder = write_bundle(bundle, student, probe, float_modules, splits, suffix, extra)
+    folder = write_bundle(bundle, student, probe, float_modules, splits, suffix, extra, program)
     repaired = open_bundles([folder])[0]
     v = config.validate_
     new_row, logits = check_artifact(repaired, data=splits.test, teacher_logits=report.outputs["teacher"],
