@@ -15,6 +15,7 @@ from edgedistill.formats import coreml
 from edgedistill.formats.coreml_palettize import weighted_kmeans_1d
 
 pytest.importorskip("coremltools")
+pytestmark = pytest.mark.slow  # two Core ML exports
 
 
 def uneven_layer() -> tuple[nn.Module, np.ndarray, np.ndarray]:
