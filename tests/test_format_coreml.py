@@ -9,7 +9,6 @@ import platform
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_cli
