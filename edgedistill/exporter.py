@@ -23,7 +23,7 @@ from edgedistill.data import Dataset, Inputs, take
 from edgedistill.errors import UserError
 from edgedistill.fileio import atomic_path, ensure_writable_dir, sha256_file, size_bytes
 from edgedistill.formats.base import HostRunUnavailable
-from edgedistill.formats.schemes import NEEDS_CALIBRATION, check_scheme
+from edgedistill.formats.schemes import USES_CALIBRATION, check_scheme
 from edgedistill.inference import predict_logits
 from edgedistill.mixed_precision import precision_summary
 from edgedistill.quiet import quiet
@@ -99,8 +99,9 @@ def export_bundle(student: nn.Module, spec: ArtifactSpec, *, out_dir: Path, samp
             versions={"edgedistill": version("edgedistill"), "torch": torch.__version__,
                       fmt_name: result.backend_version, "host": platform.machine()},
             golden={"file": GOLDEN, "count": int(len(golden["student_probs"]))},
-            precision={} if scheme == "fp32" else precision_summary(
+            precision={} if scheme == "fp32" else {**precision_summary(
                 precision_of if precision_of is not None else student, scheme, (options or {}).get("float_modules", ())),
+                **result.details.get("precision", {})},
             **info,
         )
         write_manifest(tmp, manifest)
@@ -148,7 +149,7 @@ def export_student(student: nn.Module, artifacts: list[ArtifactSpec], *, out_dir
     info = {"labels": train.labels, "preprocessing": app_preprocessing(train.preprocessing), "temperature": temperature,
             "student": dict(student_info or {})}
     vocab = bundle_vocabulary(train.preprocessing)
-    if calibration is None and NEEDS_CALIBRATION & {a.quantization for a in artifacts}:
+    if calibration is None and USES_CALIBRATION & {a.quantization for a in artifacts}:
         calibration = calibration_set(train, calibration_samples)
     written: list[Path] = []
     failed: list[str] = []  # one line per artifact that failed; every artifact is tried so the error says what works

@@ -89,13 +89,14 @@ def test_minilm_fp16_masking_stays_finite_even_when_everything_is_masked(minilm)
 INT8_LOSS = ("real loss of per-tensor uint8 activations, not the evaluator's: PyTorch running the same pt2e "
              "program agrees 0.685 with the fp32 student (the evaluator 0.705), W8A8 on linear inputs alone "
              "0.87, weights alone 0.98; this student's random head leaves near-ties (5 % of margins < 0.04 logit std)")
-PALETTIZE4_LOSS = ("real loss of 16-entry k-means tables, not the evaluator's: PyTorch with the decoded weights "
-                   "agrees 0.805 with the fp32 student, the evaluator 0.81; per-grouped-channel tables (iOS18) 0.74-0.825")
+# palettize4 is not a case here: this ill-conditioned random-head student loses top-1 under any 16-entry
+# table tried (held-out 200 texts, 2026-12-02: plain k-means 0.81, per-grouped-channel tables 0.74-0.825,
+# data-aware k-means 0.93; docs/formats-coreml-executorch.md). The pretrained MiniLM's palettize4 is
+# accepted on the topic classifier below, whose real head leaves no near-ties.
 
 
 @pytest.mark.parametrize("scheme", [
     "int8-weight", "palettize8", "palettize6",
-    pytest.param("palettize4", marks=pytest.mark.xfail(reason=PALETTIZE4_LOSS, strict=False)),
     pytest.param("int8", marks=pytest.mark.xfail(reason=INT8_LOSS, strict=False))])
 @pytest.mark.heavy
 def test_pretrained_minilm_compressed_agrees_with_its_student(minilm, scheme, tmp_path):

@@ -23,6 +23,9 @@ SCHEMES: dict[str, str] = {
     "palettize4": "4-bit weight palettization (Core ML)",
 }
 NEEDS_CALIBRATION = frozenset({"int8"})
+# schemes that use a calibration set when one is given (weight clustering weighted by activations) and
+# fall back to a data-free method without one; export draws one for them as for NEEDS_CALIBRATION
+USES_CALIBRATION = NEEDS_CALIBRATION | {"palettize8", "palettize6", "palettize4"}
 
 
 def check_scheme(fmt: str, supported: Sequence[str], scheme: str) -> None:
