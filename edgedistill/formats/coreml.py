@@ -18,6 +18,8 @@ the manifest's ``precision.weight_clustering`` says which ran. Measured: digits 
 calibrates through ``predict`` and so runs only on macOS; instead int8 is pt2e quantization with
 Core ML's quantizer, calibrated in PyTorch here, and the quantized program is converted as is (integer
 tensors are never quantized, the attention-mask path stays float: ``shared_coreml.MaskSafeQuantizer``).
+Before pt2e, LayerNorm -> Linear activation outliers (BERT's 20-25 in a few channels of otherwise < 2.4)
+move into the per-channel weights, SmoothQuant-style (``shared_coreml.smoothed_for_int8``).
 
 A ``.mlpackage`` is a folder. Core ML predicts only on macOS; on other systems ``load`` returns the
 Core ML reference evaluator (``edgedistill.coreml_reference``), which executes the saved ML Program op
@@ -40,7 +42,7 @@ from edgedistill.errors import UserError, require
 from edgedistill.formats.base import ExportInfo, calibrated, calibration_batches, dynamic_shapes, lowering_error
 from edgedistill.formats.graph_rewrites import fp16_safe_constants
 from edgedistill.formats.schemes import check_scheme, require_calibration
-from edgedistill.formats.shared_coreml import compile_options, int8_quantizer
+from edgedistill.formats.shared_coreml import compile_options, int8_quantizer, smoothed_for_int8
 from edgedistill.mixed_precision import check_float_modules
 
 NAME = "coreml"
@@ -117,6 +119,7 @@ def _convert(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], scheme:
 
     if scheme == "int8":
         require_calibration(scheme, calibration)
+        model = smoothed_for_int8(model, calibration, float_modules)
         model = calibrated(model, example_inputs, int8_quantizer(float_modules), calibration, shapes)
     # the default decomposition table: coremltools has no converter for e.g. aten.new_ones
     program = torch.export.export(model, example_inputs, dynamic_shapes=shapes).run_decompositions()

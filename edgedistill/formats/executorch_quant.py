@@ -4,7 +4,7 @@
   to half inside a wrapper that keeps float32 inputs and outputs (apps keep feeding float32).
   The Core ML delegate instead gets fp16 as its compute precision (see ``executorch.py``).
 - ``int8``: pt2e static quantization calibrated on real inputs (XNNPACKQuantizer, or Core ML's
-  quantizer for the Core ML delegate).
+  quantizer for the Core ML delegate, after SmoothQuant-style outlier migration: ``shared_coreml``).
 - ``int8-dynamic``: pt2e dynamic quantization (int8 weights per channel, activations quantized
   per call), XNNPACK only.
 
@@ -25,7 +25,7 @@ from torch import nn
 from edgedistill.errors import UserError
 from edgedistill.formats.base import calibrated, dynamic_shapes
 from edgedistill.formats.schemes import require_calibration
-from edgedistill.formats.shared_coreml import int8_quantizer
+from edgedistill.formats.shared_coreml import int8_quantizer, smoothed_for_int8
 from edgedistill.formats.shared_masks import unquantize_masks
 
 
@@ -160,6 +160,7 @@ def prepare(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], *, schem
     if scheme == "int8":
         require_calibration(scheme, calibration)
         if backend == "coreml":
+            model = smoothed_for_int8(model, calibration)
             return calibrated(model, example_inputs, int8_quantizer(), calibration, shapes), shapes
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
 

@@ -1,6 +1,8 @@
 """Core ML pieces shared by the ``coreml`` format and the ExecuTorch Core ML delegate (``executorch``
-with ``backend = "coreml"``): the compile options both accept, and the pt2e int8 quantizer both use
-(which never observes integer tensors: token ids and masks stay integers; nor the attention-mask path).
+with ``backend = "coreml"``): the compile options both accept, the SmoothQuant-style outlier migration
+both apply before int8 (``smoothed_for_int8``), and the pt2e int8 quantizer both use (which never
+observes integer tensors: token ids and masks stay integers; nor the attention-mask path; nor the
+float input of a smoothing multiply).
 """
 
 from __future__ import annotations
@@ -48,13 +50,18 @@ class MaskSafeQuantizer(IntegerSafeQuantizer):
     ``(1 - mask) * -1e4`` and ``scores + mask`` got uint8 outputs: one per-tensor scale over [-1e4, max
     score] has a step of ~80, every unmasked score rounds to the same value, and attention becomes a
     plain average (pretrained MiniLM, pt2e program in PyTorch, 200 held-out texts: top-1 against the fp32
-    student 0.545 with the mask quantized, 0.685 without; the rest is per-tensor uint8's own loss)."""
+    student 0.545 with the mask quantized, 0.685 without; the rest is per-tensor uint8's own loss).
+
+    The per-channel multiply of a ``shared_smoothing.SmoothedLinear`` keeps a float input too: it reads
+    the LayerNorm output whose outlier range it removes before the (quantized) Linear input."""
 
     def annotate(self, model: Any) -> Any:
         from edgedistill.formats.shared_masks import unquantize_masks  # the rule XNNPACK's int8 uses
+        from edgedistill.formats.shared_smoothing import float_smoothing_inputs
 
         model = super().annotate(model)
         unquantize_masks(model)
+        float_smoothing_inputs(model)
         return model
 
 
@@ -105,12 +112,33 @@ def memoize_coreml_patterns() -> bool:
     traced.edgedistill_memo = memo
     utils._get_aten_graph_module = traced
     return True
+SMOOTHING_ALPHA = 0.5  # SmoothQuant's default; measured on the pretrained MiniLM (docs/formats-coreml-executorch.md)
+
+
+def smoothed_for_int8(model: torch.nn.Module, calibration: dict[str, Any] | None,
+                      float_modules: tuple[str, ...] = ()) -> torch.nn.Module:
+    """``model`` with its LayerNorm -> Linear activation outliers migrated into the weights before Core ML
+    int8 (``shared_smoothing.smooth``, alpha ``SMOOTHING_ALPHA``, from the calibration set's activations);
+    the model itself when it has no LayerNorm feeding a Linear or there is no calibration set.
+
+    Pretrained MiniLM, packages in the Core ML reference evaluator (benchmarks/coreml_int8_smoothing.py):
+    topic classifier, 100 held-out sentences, top-1 / max |dp| 0.99 / 0.58 without, 1.00 / 0.14 with (within
+    the int8 tolerance); the random-head test student 0.705 -> 0.66 top-1 (outside it either way: its loss
+    is in the residual adds). Linears in ``float_modules`` are left alone."""
+    from edgedistill.formats.base import calibration_batches
+    from edgedistill.formats.shared_smoothing import smooth
+
+    if not calibration or not any(isinstance(m, torch.nn.LayerNorm) for m in model.modules()):
+        return model
+    names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    skip = [n for n in names if any(n == f or n.startswith(f + ".") for f in float_modules)]
+    return smooth(model, calibration_batches(calibration, 32), SMOOTHING_ALPHA, skip)[0]
 
 
 def int8_quantizer(float_modules: tuple[str, ...] = ()) -> Any:
     """Core ML's pt2e quantizer: int8 per-channel symmetric weights, uint8 activations (iOS 17+);
-    ``float_modules`` get no config, so they stay float (mixed precision). Integer tensors and the
-    attention-mask path are never quantized (``MaskSafeQuantizer``)."""
+    ``float_modules`` get no config, so they stay float (mixed precision). Integer tensors, the
+    attention-mask path and the input of ``SmoothedLinear``'s multiply are never quantized (``MaskSafeQuantizer``)."""
     import coremltools as ct
 
     # coremltools' own copy targets the retired torch.ao pt2e; ExecuTorch's works with torchao's

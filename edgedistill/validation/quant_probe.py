@@ -79,10 +79,11 @@ class QuantProbe:
         example, batch = self.example(), 256
         with quiet(), torch.no_grad():
             if self.fmt_name == "coreml":
-                from edgedistill.formats.shared_coreml import int8_quantizer
+                from edgedistill.formats.shared_coreml import int8_quantizer, smoothed_for_int8
 
                 shapes = dynamic_shapes(example, True, batch)
-                graph = calibrated(self.student, example, int8_quantizer(float_modules), self.calibration, shapes)
+                student = smoothed_for_int8(self.student, self.calibration, float_modules)  # as coreml export does
+                graph = calibrated(student, example, int8_quantizer(float_modules), self.calibration, shapes)
             else:
                 graph, _ = prepare(self.student, example, scheme="int8", backend="xnnpack", calibration=self.calibration,
                                    dynamic_batch=True, max_batch=batch, float_modules=float_modules)
