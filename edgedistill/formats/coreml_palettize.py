@@ -79,13 +79,9 @@ def input_statistics(model: nn.Module, batches: list[tuple[torch.Tensor, ...]]) 
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (nn.Linear, nn.Embedding)) or (isinstance(m, (nn.Conv1d, nn.Conv2d)) and m.groups == 1)]
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                model(*batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    from edgedistill.formats.shared_smoothing import run_hooked
+
+    run_hooked(model, handles, batches)
     stats = {}
     for m in sums:
         moment = (sums[m] / counts[m]).numpy()

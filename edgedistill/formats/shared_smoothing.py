@@ -107,6 +107,12 @@ def _input_maxima(model: nn.Module, linears: Iterable[str], batches: Sequence[tu
         return record
 
     handles = [modules[name].register_forward_pre_hook(hook(name)) for name in linears]
+    run_hooked(model, handles, batches)
+    return maxima
+
+
+def run_hooked(model: nn.Module, handles: list, batches: Sequence[tuple[torch.Tensor, ...]]) -> None:
+    """Run ``model`` on ``batches`` without gradients so its hooks see them; the hooks are removed after."""
     try:
         with torch.no_grad():
             for batch in batches:
@@ -114,7 +120,6 @@ def _input_maxima(model: nn.Module, linears: Iterable[str], batches: Sequence[tu
     finally:
         for handle in handles:
             handle.remove()
-    return maxima
 
 
 def smooth(model: nn.Module, batches: Sequence[tuple[torch.Tensor, ...]], alpha: float = 0.5,
